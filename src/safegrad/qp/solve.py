@@ -1,0 +1,377 @@
+"""``solve_qp`` / ``solve_lp``: batched, differentiable dense QP/LP solver (docs/qp.md).
+
+Forward: row normalisation -> batched Mehrotra interior point (:mod:`safegrad.qp._ipm`) ->
+active-set identification (``z_i > s_i``) -> polish (equality-constrained KKT on the active set,
+:mod:`safegrad.qp._kkt`) -> per-problem status.
+Backward: implicit differentiation of the active-set KKT system at the solution, with the same
+factorisation as the polish step (OptNet-style formulas, see :class:`_QPFunction`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from safegrad.qp._ipm import interior_point
+from safegrad.qp._kkt import ActiveKKT, build_active_kkt
+from safegrad.qp._types import QPInfeasibleError, QPInfo, QPStatus
+
+__all__ = ["solve_qp", "solve_lp"]
+
+
+@dataclass(frozen=True)
+class _Options:
+    tol: float
+    tol_stage1: float
+    max_iter: int
+    check_every: int
+    cert_every: int
+    reg: float
+    inf_tol: float
+    delta: float
+    refine: int
+
+
+def _options(dtype: torch.dtype, device: torch.device, tol, max_iter) -> _Options:
+    f64 = dtype == torch.float64
+    if tol is None:
+        tol = 1e-9 if f64 else 1e-5
+    if max_iter is None:
+        max_iter = 50
+    if not isinstance(tol, (int, float)) or not tol > 0:
+        raise ValueError(f"tol must be a positive float, got {tol!r}")
+    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    return _Options(
+        tol=float(tol),
+        tol_stage1=1e-6 if f64 else 1e-4,
+        max_iter=max_iter,
+        check_every=1 if device.type == "cpu" else 5,
+        cert_every=5,
+        reg=1e-11 if f64 else 1e-7,
+        inf_tol=1e-7 if f64 else 1e-4,
+        delta=1e-10 if f64 else 1e-6,
+        refine=2 if f64 else 1,
+    )
+
+
+def _row_norms(M: Tensor) -> Tensor:
+    """``(B, r, n) -> (B, r, 1)`` Euclidean row norms, 1 for (near-)zero rows."""
+    nu = torch.linalg.vector_norm(M, dim=-1, keepdim=True)
+    return torch.where(nu > torch.finfo(M.dtype).tiny ** 0.5, nu, torch.ones_like(nu))
+
+
+class _QPFunction(torch.autograd.Function):
+    """Batched QP with implicit-differentiation backward.
+
+    Inputs are batch-flattened: ``Q (B,n,n)``, ``p (B,n)``, ``G (B,m,n)``, ``h (B,m)``,
+    ``A (B,k,n)``, ``b (B,k)`` (``m`` or ``k`` may be 0). Outputs ``x (B,n)`` (differentiable),
+    ``z (B,m)``, ``y (B,k)``, ``status (B,)``, ``iterations (B,)`` (not differentiable).
+
+    Backward (OptNet, Amos & Kolter 2017, eq. 7-8, restricted to the active set ``I``; ``C = [G_I;
+    A]``, ``lam = [z_I; y]``): solve ``K0 [u; v] = [dL/dx; 0]`` with the active-set KKT matrix
+    ``K0`` (symmetric), then ``dL/dp = -u``, ``dL/dQ = -(u x' + x u') / 2``,
+    ``dL/dC = -(lam u' + v x')``, ``dL/d[h_I; b] = v``; inactive rows get zero gradient.
+    """
+
+    @staticmethod
+    def forward(Q, p, G, h, A, b, opts: _Options):
+        B, n = p.shape
+        m, k = G.shape[1], A.shape[1]
+        dtype, device = p.dtype, p.device
+        Qs = 0.5 * (Q + Q.mT)
+        nuG, nuA = _row_norms(G), _row_norms(A)
+        Gs, hs = G / nuG, h.unsqueeze(-1) / nuG
+        As, bs = A / nuA, b.unsqueeze(-1) / nuA
+        pc = p.unsqueeze(-1)
+        ok_codes = (int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
+
+        scale_p = 1.0 + torch.maximum(_amax_abs(hs), _amax_abs(bs))
+        scale_d = 1.0 + _amax_abs(pc)
+        ptol, dtol = opts.tol * scale_p, opts.tol * scale_d
+
+        def polish(active, status, z, y):
+            """Active-set KKT solve; accepted where it satisfies every KKT condition to tol.
+
+            Solved for the multiplier *correction* from the IPM's ``(z, y)``: where the active
+            rows are dependent the multipliers are not unique, and the min-norm correction keeps
+            them next to the IPM's nonnegative ones instead of the min-norm multipliers, which can
+            have either sign (e.g. a zero-width slab ``g'x <= c, -g'x <= -c``)."""
+            kkt = build_active_kkt(Qs, Gs, As, active, opts.delta, opts.refine)
+            ma = kkt.idx.shape[1]
+            lam0 = torch.cat([_gather(z, kkt.idx) * kkt.mask[:, :ma], y], 1)
+            rhs = torch.cat(
+                [
+                    torch.baddbmm(-pc, kkt.C.mT, lam0, alpha=-1.0),
+                    kkt.mask * torch.cat([_gather(hs, kkt.idx), bs], 1),
+                ],
+                1,
+            )
+            w = kkt.solve(rhs)
+            xp, lam = w[:, :n], w[:, n:] + lam0
+            zp = torch.zeros(B, m, 1, dtype=dtype, device=device)
+            zp = zp.scatter(1, kkt.idx.unsqueeze(-1), lam[:, :ma] * kkt.mask[:, :ma])
+            yp = lam[:, ma:]
+            good = torch.ones(B, 1, dtype=torch.bool, device=device)
+            rdual = torch.baddbmm(pc, Qs, xp)
+            if m > 0:
+                good &= (Gs @ xp - hs).amax(-2) <= ptol
+                good &= zp.amin(-2) >= -dtol
+                rdual = torch.baddbmm(rdual, Gs.mT, zp)
+            if k > 0:
+                good &= _amax_abs(As @ xp - bs) <= ptol
+                rdual = torch.baddbmm(rdual, As.mT, yp)
+            good &= _amax_abs(rdual) <= dtol
+            good = good.squeeze(-1) & ((status == ok_codes[0]) | (status == ok_codes[1]))
+            return kkt, xp, zp.clamp_min(0.0), yp, good
+
+        if m > 0:
+            ipm = dict(
+                max_iter=opts.max_iter,
+                check_every=opts.check_every,
+                cert_every=opts.cert_every,
+                reg=opts.reg,
+                inf_tol=opts.inf_tol,
+            )
+            # stage 1: IPM to a loose tolerance (enough to identify the active set), polish
+            st = interior_point(Qs, pc, Gs, hs, As, bs, tol=max(opts.tol, opts.tol_stage1), **ipm)
+            kkt, xp, zp, yp, good = polish((st.z > st.s).squeeze(-1), st.status, st.z, st.y)
+            retry = ~good & (st.status == int(QPStatus.SOLVED))
+            if opts.tol < opts.tol_stage1 and bool(retry.any()):
+                # stage 2: resume only the problems whose polish failed, to the full tolerance
+                st.done = st.done & ~retry.unsqueeze(-1)
+                st.status = torch.where(retry, int(QPStatus.MAX_ITER), st.status)
+                st = interior_point(Qs, pc, Gs, hs, As, bs, tol=opts.tol, state=st, **ipm)
+                kkt, xp, zp, yp, good = polish((st.z > st.s).squeeze(-1), st.status, st.z, st.y)
+            x, z, y, status = st.x, st.z, st.y, st.status
+            iters = st.iterations.squeeze(-1)
+        else:
+            x = torch.zeros(B, n, 1, dtype=dtype, device=device)
+            z = torch.zeros(B, 0, 1, dtype=dtype, device=device)
+            y = torch.zeros(B, k, 1, dtype=dtype, device=device)
+            status = torch.full((B,), int(QPStatus.MAX_ITER), dtype=torch.long, device=device)
+            iters = torch.zeros(B, dtype=torch.long, device=device)
+            kkt, xp, zp, yp, good = polish(
+                torch.zeros(B, 0, dtype=torch.bool, device=device), status, z, y
+            )
+        ma = kkt.idx.shape[1]
+        g3 = good.view(B, 1, 1)
+        x = torch.where(g3, xp, x)
+        z = torch.where(g3, zp, z)
+        y = torch.where(g3, yp, y)
+        status = torch.where(good, int(QPStatus.SOLVED), status)
+        if m == 0:  # no IPM ran: failing the KKT checks means infeasible equalities or unbounded
+            eq_bad = _amax_abs(As @ xp - bs).squeeze(-1) > ptol.squeeze(-1)
+            status = torch.where(
+                good,
+                status,
+                torch.where(
+                    eq_bad, int(QPStatus.PRIMAL_INFEASIBLE), int(QPStatus.DUAL_INFEASIBLE)
+                ),
+            )
+
+        # ---- outputs in the original row scaling; documented values for failed problems
+        ok = (status == ok_codes[0]) | (status == ok_codes[1])
+        ok3 = ok.view(B, 1, 1)
+        pinf3 = (status == int(QPStatus.PRIMAL_INFEASIBLE)).view(B, 1, 1)
+        x = torch.where(ok3, torch.nan_to_num(x), 0.0)
+        z_out, y_out = z / nuG, y / nuA
+        if m + k > 0:
+            cert_norm = torch.cat([z_out, y_out], 1).abs().amax(-2, keepdim=True)
+            cert_norm = cert_norm.clamp_min(torch.finfo(dtype).tiny)
+            z_out = torch.where(ok3, z_out, torch.where(pinf3, z_out / cert_norm, 0.0))
+            y_out = torch.where(ok3, y_out, torch.where(pinf3, y_out / cert_norm, 0.0))
+        z_out, y_out = torch.nan_to_num(z_out), torch.nan_to_num(y_out)
+        lam_a = torch.cat([_gather(z, kkt.idx) * kkt.mask[:, :ma], y], 1)
+        saved = (Qs, Gs, As, nuG, nuA, x, lam_a, kkt, ok3)
+        return x.squeeze(-1), z_out.squeeze(-1), y_out.squeeze(-1), status, iters, saved
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, z, y, status, iters, saved = output
+        ctx.saved = saved
+        ctx.mark_non_differentiable(z, y, status, iters)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gx, _gz, _gy, _gs, _gi, _gsaved):
+        Qs, Gs, As, nuG, nuA, x, lam_a, kkt, ok3 = ctx.saved
+        kkt: ActiveKKT
+        B, n = x.shape[0], x.shape[1]
+        m, k = Gs.shape[1], As.shape[1]
+        ma = kkt.idx.shape[1]
+        if gx is None:
+            return (None,) * 7
+        g = gx.unsqueeze(-1)
+        w = kkt.solve(torch.cat([g, torch.zeros_like(lam_a)], 1))
+        u, v = w[:, :n] * ok3, w[:, n:] * ok3
+        need = ctx.needs_input_grad
+        dQ = dp = dG = dh = dA = db = None
+        if need[0]:
+            ux = u @ x.mT
+            dQ = -0.5 * (ux + ux.mT)
+        if need[1]:
+            dp = -u.squeeze(-1)
+        if need[2] or need[4]:
+            dC = -(lam_a @ u.mT + v @ x.mT)
+        if need[2]:
+            idx = kkt.idx.unsqueeze(-1)
+            dG = torch.zeros_like(Gs).scatter(1, idx.expand(B, ma, n), dC[:, :ma])
+            dG = dG / nuG
+        if need[3]:
+            dh = torch.zeros(B, m, 1, dtype=x.dtype, device=x.device)
+            dh = dh.scatter(1, kkt.idx.unsqueeze(-1), v[:, :ma] * kkt.mask[:, :ma])
+            dh = (dh / nuG).squeeze(-1)
+        if need[4]:
+            dA = dC[:, ma:] / nuA
+        if need[5]:
+            db = (v[:, ma:] / nuA).squeeze(-1)
+        del k
+        return dQ, dp, dG, dh, dA, db, None
+
+
+def _gather(vec: Tensor, idx: Tensor) -> Tensor:
+    """``(B, m, 1)`` gathered at ``idx (B, r)`` -> ``(B, r, 1)``."""
+    return vec.gather(1, idx.unsqueeze(-1))
+
+
+def _amax_abs(vec: Tensor) -> Tensor:
+    """``(B, r, 1) -> (B, 1)`` infinity norm (0 for ``r = 0``)."""
+    if vec.shape[-2] == 0:
+        return vec.new_zeros(vec.shape[0], 1)
+    return vec.abs().amax(-2)
+
+
+def _check_tensor(name: str, t, core_ndim: int) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be float32 or float64, got dtype {t.dtype}")
+    if t.ndim < core_ndim:
+        raise ValueError(
+            f"{name} must have at least {core_ndim} dimension(s), got shape {tuple(t.shape)}"
+        )
+
+
+def _prepare(Q, p, G, h, A, b):
+    """Validate, broadcast and flatten the batch. Returns tensors with one batch dim."""
+    _check_tensor("p", p, 1)
+    n = p.shape[-1]
+    dtype, device = p.dtype, p.device
+    if Q is None:
+        Q = torch.zeros(n, n, dtype=dtype, device=device)
+    if (G is None) != (h is None):
+        raise ValueError("G and h must be given together (both None for no inequalities)")
+    if (A is None) != (b is None):
+        raise ValueError("A and b must be given together (both None for no equalities)")
+    if G is None:
+        G, h = p.new_zeros(0, n), p.new_zeros(0)
+    if A is None:
+        A, b = p.new_zeros(0, n), p.new_zeros(0)
+    items = {"Q": (Q, 2), "p": (p, 1), "G": (G, 2), "h": (h, 1), "A": (A, 2), "b": (b, 1)}
+    for name, (t, nd) in items.items():
+        _check_tensor(name, t, nd)
+        if t.dtype != dtype:
+            raise TypeError(f"{name} has dtype {t.dtype} but p has dtype {dtype}; use one dtype")
+        if t.device != device:
+            raise ValueError(f"{name} is on {t.device} but p is on {device}; use one device")
+    m, k = G.shape[-2], A.shape[-2]
+    expected = {"Q": (n, n), "G": (m, n), "h": (m,), "A": (k, n), "b": (k,)}
+    for name, core in expected.items():
+        t, nd = items[name]
+        if tuple(t.shape[-nd:]) != core:
+            raise ValueError(
+                f"{name} has shape {tuple(t.shape)}, expected (*batch, {', '.join(map(str, core))})"
+                f" for n={n} variables, m={m} inequalities, k={k} equalities"
+            )
+    try:
+        batch = torch.broadcast_shapes(*(t.shape[: t.ndim - nd] for t, nd in items.values()))
+    except RuntimeError as e:
+        shapes = {name: tuple(t.shape) for name, (t, _) in items.items()}
+        raise ValueError(f"batch dimensions do not broadcast: {shapes}") from e
+    B = 1
+    for d in batch:
+        B *= d
+    out = []
+    for t, nd in items.values():
+        core = t.shape[t.ndim - nd :]
+        out.append(t.expand(*batch, *core).reshape(B, *core))
+    return tuple(out), tuple(batch), n
+
+
+def solve_qp(
+    Q: Tensor | None,
+    p: Tensor,
+    G: Tensor | None = None,
+    h: Tensor | None = None,
+    A: Tensor | None = None,
+    b: Tensor | None = None,
+    *,
+    return_info: bool = False,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    raise_on_infeasible: bool = False,
+):
+    """Solve ``min 1/2 x'Qx + p'x  s.t.  Gx <= h, Ax = b`` for a batch of problems.
+
+    Args:
+        Q: ``(*batch, n, n)`` symmetric PSD (only its symmetric part is used), or ``None`` (LP).
+        p: ``(*batch, n)``.
+        G, h: ``(*batch, m, n)``, ``(*batch, m)`` or ``None``.
+        A, b: ``(*batch, k, n)``, ``(*batch, k)`` or ``None``.
+        return_info: also return a :class:`QPInfo` (duals, status, iterations).
+        tol: relative KKT tolerance of the interior point (default 1e-9 float64, 1e-5 float32);
+            the polish step then typically reaches ~1e-12 (float64).
+        max_iter: interior-point iteration cap (default 50).
+        raise_on_infeasible: raise :class:`QPInfeasibleError` if any problem is primal or dual
+            infeasible (default: report it in ``info.status`` and return ``x = 0`` for it).
+
+    Every input may be unbatched; the batch shape is the broadcast of the leading dims. If all
+    inputs are unbatched, ``x`` has shape ``(n,)``.
+
+    Returns:
+        ``x: (*batch, n)``, or ``(x, info)`` if ``return_info``. ``x`` is differentiable w.r.t.
+        every input by implicit differentiation of the active-set KKT system (docs/qp.md);
+        gradients through infeasible/unbounded problems are zero.
+    """
+    (Q, p, G, h, A, b), batch, n = _prepare(Q, p, G, h, A, b)
+    opts = _options(p.dtype, p.device, tol, max_iter)
+    x, z, y, status, iters, _ = _QPFunction.apply(Q, p, G, h, A, b, opts)
+    x = x.reshape(*batch, n)
+    info = None
+    if return_info or raise_on_infeasible:
+        info = QPInfo(
+            x=x,
+            z=z.reshape(*batch, z.shape[-1]),
+            y=y.reshape(*batch, y.shape[-1]),
+            status=status.reshape(batch),
+            iterations=iters.reshape(batch),
+        )
+    if raise_on_infeasible:
+        bad = (status == int(QPStatus.PRIMAL_INFEASIBLE)) | (
+            status == int(QPStatus.DUAL_INFEASIBLE)
+        )
+        n_bad = int(bad.sum())
+        if n_bad:
+            raise QPInfeasibleError(
+                f"{n_bad} of {status.numel()} problems are infeasible or unbounded "
+                f"(status codes in .info.status: 1 primal infeasible, 2 dual infeasible)",
+                info,
+            )
+    return (x, info) if return_info else x
+
+
+def solve_lp(
+    c: Tensor,
+    G: Tensor,
+    h: Tensor,
+    A: Tensor | None = None,
+    b: Tensor | None = None,
+    **options,
+):
+    """Solve the LP ``min c'x  s.t.  Gx <= h, Ax = b``; same as ``solve_qp(None, c, G, h, A, b,
+    **options)`` (shapes and options there). An unbounded LP is reported as
+    ``QPStatus.DUAL_INFEASIBLE``."""
+    return solve_qp(None, c, G, h, A, b, **options)
