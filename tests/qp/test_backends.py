@@ -49,8 +49,24 @@ def test_missing_extra_message(monkeypatch):
 def test_bench_main_quick(tmp_path):
     from safegrad.bench.qp import main
 
-    rc = main(["--batches", "1,4", "--sizes", "2x4", "--solvers", "safegrad", "--modes",
-               "fwdbwd", "--repeats", "1", "--ref-check", "2", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "--batches",
+            "1,4",
+            "--sizes",
+            "2x4",
+            "--solvers",
+            "safegrad",
+            "--modes",
+            "fwdbwd",
+            "--repeats",
+            "1",
+            "--ref-check",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     res = json.loads((tmp_path / "qp.json").read_text())
     cells = res["cells"]
@@ -63,8 +79,26 @@ def test_bench_main_quick(tmp_path):
 def test_bench_cap_skips_slow_cells(tmp_path):
     from safegrad.bench.qp import main
 
-    main(["--batches", "1,64", "--sizes", "2x4", "--solvers", "safegrad,qpth", "--modes", "fwd",
-          "--repeats", "1", "--ref-check", "0", "--cap", "1e-9", "--out", str(tmp_path)])
+    main(
+        [
+            "--batches",
+            "1,64",
+            "--sizes",
+            "2x4",
+            "--solvers",
+            "safegrad,qpth",
+            "--modes",
+            "fwd",
+            "--repeats",
+            "1",
+            "--ref-check",
+            "0",
+            "--cap",
+            "1e-9",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     cells = json.loads((tmp_path / "qp.json").read_text())["cells"]
     skipped = [c for c in cells if "skipped" in c]
     if "qpth" in available_backends():

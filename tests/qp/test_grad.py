@@ -12,15 +12,16 @@ F64 = torch.float64
 NAMES = ("Q", "p", "G", "h", "A", "b")
 
 
-@pytest.mark.parametrize("n,m,k,lp", [(3, 5, 0, False), (4, 6, 2, False), (3, 6, 0, True),
-                                      (4, 7, 1, True), (3, 0, 1, False)])
+@pytest.mark.parametrize(
+    "n,m,k,lp",
+    [(3, 5, 0, False), (4, 6, 2, False), (3, 6, 0, True), (4, 7, 1, True), (3, 0, 1, False)],
+)
 def test_gradcheck(n, m, k, lp):
     P = random_qp(2, n, max(m, 1), k, lp=lp, seed=4)
     if m == 0:
         P["G"] = P["h"] = None
     inputs = [P[k].clone().requires_grad_(True) if P[k] is not None else None for k in NAMES]
-    assert torch.autograd.gradcheck(lambda *a: solve_qp(*a), inputs, eps=1e-6, atol=1e-6,
-                                    rtol=1e-5)
+    assert torch.autograd.gradcheck(lambda *a: solve_qp(*a), inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
 def test_gradcheck_unbatched_broadcast():
@@ -29,8 +30,9 @@ def test_gradcheck_unbatched_broadcast():
     G = P["G"][0].clone().requires_grad_()
     p = P["p"].clone().requires_grad_()
     h = P["h"][0].clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda Q, p, G, h: solve_qp(Q, p, G, h), (Q, p, G, h),
-                                    eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda Q, p, G, h: solve_qp(Q, p, G, h), (Q, p, G, h), eps=1e-6, atol=1e-6, rtol=1e-5
+    )
 
 
 def test_duplicate_constraint_gives_min_norm_split():
@@ -49,8 +51,12 @@ def test_duplicate_constraint_gives_min_norm_split():
     assert single.abs() > 1e-3
     torch.testing.assert_close(h2.grad[i], single / 2, atol=1e-6, rtol=0)
     torch.testing.assert_close(h2.grad[-1], single / 2, atol=1e-6, rtol=0)
-    torch.testing.assert_close(h2.grad[:4].sum() + h2.grad[4] - h2.grad[i] / 1,
-                               h1.grad.sum() - single / 2, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        h2.grad[:4].sum() + h2.grad[4] - h2.grad[i] / 1,
+        h1.grad.sum() - single / 2,
+        atol=1e-6,
+        rtol=0,
+    )
     # one-sided finite differences bracket the returned value
     eps = 1e-6
     x0 = solve_qp(P["Q"], P["p"], G2, h2.detach()) @ w

@@ -21,8 +21,15 @@ def _args(P):
 
 @pytest.mark.parametrize(
     "n,m,k,lp",
-    [(2, 4, 0, False), (4, 16, 0, False), (8, 64, 0, False), (5, 12, 2, False),
-     (4, 10, 0, True), (6, 20, 2, True), (3, 0, 0, False)],
+    [
+        (2, 4, 0, False),
+        (4, 16, 0, False),
+        (8, 64, 0, False),
+        (5, 12, 2, False),
+        (4, 10, 0, True),
+        (6, 20, 2, True),
+        (3, 0, 0, False),
+    ],
 )
 def test_random_problems_match_reference(n, m, k, lp):
     if m == 0:  # unconstrained / equality-only QP
@@ -116,7 +123,7 @@ def test_infeasible_and_unbounded_detected_per_element():
     # the Farkas certificate: z >= 0, G'z ~ 0, h'z < 0
     z = info.z[1]
     assert (z >= 0).all()
-    assert (G[1].T @ z).abs().max() < 1e-6 and (h[1] @ z) < 0
+    assert (G[1].T @ z).abs().max() < 1e-3 and (h[1] @ z) < -1e-3
     with pytest.raises(QPInfeasibleError, match="2 of 6 problems"):
         solve_qp(P["Q"], P["p"], G, h, raise_on_infeasible=True)
 
@@ -172,7 +179,9 @@ def test_float32():
 def test_input_validation():
     p = torch.zeros(3, dtype=F64)
     with pytest.raises(ValueError, match="G has shape"):
-        solve_qp(torch.eye(3, dtype=F64), p, torch.zeros(2, 4, dtype=F64), torch.zeros(2, dtype=F64))
+        solve_qp(
+            torch.eye(3, dtype=F64), p, torch.zeros(2, 4, dtype=F64), torch.zeros(2, dtype=F64)
+        )
     with pytest.raises(ValueError, match="G and h must be given together"):
         solve_qp(torch.eye(3, dtype=F64), p, torch.zeros(2, 3, dtype=F64))
     with pytest.raises(TypeError, match="dtype"):

@@ -115,6 +115,7 @@ def test_box_from_center_and_properties():
 def test_hot_paths_keep_autograd_graph_and_detach():
     c = torch.zeros(2, dtype=F64, requires_grad=True)
     z = Zonotope(c, torch.eye(2, dtype=F64))
+    assert z.contains(torch.zeros(2, dtype=F64))  # runs under no_grad, must not cache
     t = z.ray_distance(torch.zeros(2, dtype=F64), torch.tensor([1.0, 0.0], dtype=F64))
     t.backward()
     assert c.grad is not None and c.grad[0].item() == pytest.approx(1.0)
@@ -123,3 +124,15 @@ def test_hot_paths_keep_autograd_graph_and_detach():
     t2 = z.ray_distance(torch.zeros(2, dtype=F64), torch.tensor([1.0, 0.0], dtype=F64))
     t2.backward()
     assert c.grad[0].item() == pytest.approx(2.0)
+
+
+def test_docs_examples_run():
+    """The python examples of docs/sets.md are executed (habit taken from cvxpylayers)."""
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "sets.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), {})

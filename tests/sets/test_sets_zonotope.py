@@ -67,6 +67,7 @@ def test_hrep_containment_matches_lp(n, m):
         torch.tensor([[1.0, 2.0, 1.0], [1.0, 2.0, 0.0], [1.0, 2.0, -1.0]]),  # parallel generators
     ],
 )
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
 def test_degenerate_zonotopes_exact(G):
     G = G.to(F64)
     z = Zonotope(torch.zeros(3, dtype=F64), G)
@@ -88,7 +89,10 @@ def test_hrep_limit_and_auto_dispatch():
     with pytest.raises(ValueError, match="max_subsets"):
         z.to_hpolytope()
     assert not z._use_hrep("auto")
-    assert Zonotope(torch.zeros(3), torch.randn(3, 10))._use_hrep("auto")
+    assert Zonotope(torch.zeros(3), torch.randn(3, 30))._use_hrep("auto")
+    assert not Zonotope(torch.zeros(3), torch.randn(3, 31))._use_hrep("auto")
+    assert Zonotope(torch.zeros(6), torch.randn(6, 8))._use_hrep("auto")
+    assert not Zonotope(torch.zeros(6), torch.randn(6, 9))._use_hrep("auto")
     with pytest.raises(ValueError, match="method"):
         z.contains(torch.zeros(6, dtype=F64), method="exact")
 
@@ -282,3 +286,43 @@ def test_vertices_2d_ordered_polygon():
     # polygon area (shoelace) = zonotope area = 4 * sum_{i<j} |det(g_i, g_j)| = 4 * 3
     area = 0.5 * (V[:, 0] * torch.roll(V, -1, 0)[:, 1] - torch.roll(V, -1, 0)[:, 0] * V[:, 1]).sum()
     assert area.item() == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize(
+    "G",
+    [
+        torch.randn(3, 5, generator=torch.Generator().manual_seed(0), dtype=F64),  # general
+        torch.tensor(
+            [[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+        ),  # coplanar
+        torch.tensor(
+            [[1.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]
+        ),  # parallel
+        torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]),  # flat
+    ],
+)
+def test_vertices_3d_span_the_zonotope(G):
+    """The returned points lie in Z and attain the support function in every direction."""
+    z = Zonotope(torch.ones(3, dtype=F64), G.to(F64))
+    V = z.vertices()
+    assert z.contains(V.movedim(-2, 0), tol=1e-9).all()
+    dirs = torch.randn(50, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    torch.testing.assert_close((dirs @ V.T).amax(-1), z.support(dirs))
+
+
+def test_gradients_finite_with_zero_and_parallel_generators():
+    """Zero / parallel generators give rank-deficient subsets: gradients stay finite and correct."""
+    G = torch.tensor([[1.0, 0.0, 2.0, 0.5], [0.0, 0.0, 0.0, 1.0]], dtype=F64, requires_grad=True)
+    c = torch.zeros(2, dtype=F64, requires_grad=True)
+    v = torch.tensor([1.0, 0.3], dtype=F64)
+    t = Zonotope(c, G).ray_distance(torch.zeros(2, dtype=F64), v, method="hrep")
+    t.backward()
+    assert torch.isfinite(G.grad).all() and torch.isfinite(c.grad).all()
+    t_lp = Zonotope(c.detach(), G.detach()).ray_distance(torch.zeros(2, dtype=F64), v, method="lp")
+    assert t.item() == pytest.approx(t_lp.item(), abs=1e-8)
+    # finite differences w.r.t. the centre
+    e = 1e-6
+    tp = Zonotope(c.detach() + torch.tensor([e, 0.0], dtype=F64), G.detach()).ray_distance(
+        torch.zeros(2, dtype=F64), v
+    )
+    assert c.grad[0].item() == pytest.approx((tp.item() - t.item()) / e, abs=1e-4)

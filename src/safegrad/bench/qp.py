@@ -75,8 +75,17 @@ def reference_solve(Q, p, G=None, h=None, A=None, b=None, tol: float = 1e-12):
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("safegrad", "torch", "numpy", "qpth", "cvxpylayers", "cvxpy", "clarabel",
-                "diffcp", "proxsuite"):
+    for pkg in (
+        "safegrad",
+        "torch",
+        "numpy",
+        "qpth",
+        "cvxpylayers",
+        "cvxpy",
+        "clarabel",
+        "diffcp",
+        "proxsuite",
+    ):
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
@@ -114,7 +123,9 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
             n, m = item.lower().split("x")
             out.append((int(n), int(m)))
         except ValueError as e:
-            raise argparse.ArgumentTypeError(f"sizes must look like '2x4,8x64', got {item!r}") from e
+            raise argparse.ArgumentTypeError(
+                f"sizes must look like '2x4,8x64', got {item!r}"
+            ) from e
     return out
 
 
@@ -130,28 +141,47 @@ def build_parser() -> argparse.ArgumentParser:
         prog="safegrad bench qp",
         description="Time safegrad.qp against installed differentiable QP layers (CPU).",
     )
-    ap.add_argument("--batches", type=_parse_ints, default=list(DEFAULT_BATCHES),
-                    help="comma-separated batch sizes (default 1,64,256,4096)")
-    ap.add_argument("--sizes", type=_parse_sizes, default=list(DEFAULT_SIZES),
-                    help="comma-separated NxM (variables x inequalities), default n in {2,4,8} x "
-                    "m in {4,16,64}")
+    ap.add_argument(
+        "--batches",
+        type=_parse_ints,
+        default=list(DEFAULT_BATCHES),
+        help="comma-separated batch sizes (default 1,64,256,4096)",
+    )
+    ap.add_argument(
+        "--sizes",
+        type=_parse_sizes,
+        default=list(DEFAULT_SIZES),
+        help="comma-separated NxM (variables x inequalities), default n in {2,4,8} x "
+        "m in {4,16,64}",
+    )
     ap.add_argument("--modes", default="fwd,fwdbwd", help="fwd and/or fwdbwd (default both)")
-    ap.add_argument("--solvers", default=",".join(SOLVERS),
-                    help="subset of safegrad,qpth,cvxpylayers,proxsuite (missing ones are "
-                    "recorded as skipped)")
+    ap.add_argument(
+        "--solvers",
+        default=",".join(SOLVERS),
+        help="subset of safegrad,qpth,cvxpylayers,proxsuite (missing ones are recorded as skipped)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats per cell (median)")
-    ap.add_argument("--cap", type=float, default=10.0,
-                    help="skip a baseline cell whose single call is predicted to take longer "
-                    "than this many seconds (default 10)")
+    ap.add_argument(
+        "--cap",
+        type=float,
+        default=10.0,
+        help="skip a baseline cell whose single call is predicted to take longer "
+        "than this many seconds (default 10)",
+    )
     ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ref-check", type=int, default=8,
-                    help="problems per size checked against cvxpy+Clarabel (0 disables)")
+    ap.add_argument(
+        "--ref-check",
+        type=int,
+        default=8,
+        help="problems per size checked against cvxpy+Clarabel (0 disables)",
+    )
     ap.add_argument("--out", default="benchmarks", help="output directory (qp.json, qp.md)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: batches 1,64, sizes 2x4,8x16, 1 repeat")
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: batches 1,64, sizes 2x4,8x16, 1 repeat"
+    )
     return ap
 
 
@@ -199,11 +229,16 @@ def main(argv: list[str] | None = None) -> int:
                         b0, t0 = last[key]
                         pred = t0 * B / b0
                         if pred > args.cap:
-                            cell.update(skipped=f"predicted {pred:.1f} s per call (from "
-                                        f"{t0:.2f} s at batch {b0}) > cap {args.cap} s")
+                            cell.update(
+                                skipped=f"predicted {pred:.1f} s per call (from "
+                                f"{t0:.2f} s at batch {b0}) > cap {args.cap} s"
+                            )
                             cells.append(cell)
-                            print(f"skip {name:12s} B={B:5d} n={n} m={m:3d} {mode}: "
-                                  f"{cell['skipped']}", flush=True)
+                            print(
+                                f"skip {name:12s} B={B:5d} n={n} m={m:3d} {mode}: "
+                                f"{cell['skipped']}",
+                                flush=True,
+                            )
                             continue
                     fn = _solver(name)
                     try:
@@ -223,13 +258,17 @@ def main(argv: list[str] | None = None) -> int:
                         seconds_min=min(times),
                         repeats=len(times),
                         max_violation=float(viol.clamp_min(0).max()),
-                        max_err=float(torch.nan_to_num((xd - P["x"].double()).abs(), nan=1e300)
-                                      .max()),
+                        max_err=float(
+                            torch.nan_to_num((xd - P["x"].double()).abs(), nan=1e300).max()
+                        ),
                     )
                     cells.append(cell)
-                    print(f"{name:12s} B={B:5d} n={n} m={m:3d} {mode:6s} "
-                          f"{cell['seconds'] * 1e3:10.2f} ms  err {cell['max_err']:.1e}  "
-                          f"viol {cell['max_violation']:.1e}", flush=True)
+                    print(
+                        f"{name:12s} B={B:5d} n={n} m={m:3d} {mode:6s} "
+                        f"{cell['seconds'] * 1e3:10.2f} ms  err {cell['max_err']:.1e}  "
+                        f"viol {cell['max_violation']:.1e}",
+                        flush=True,
+                    )
     result = dict(
         command="safegrad bench qp " + " ".join(argv_list),
         versions=_versions(),
@@ -255,8 +294,10 @@ def to_markdown(result: dict) -> str:
     cells = result["cells"]
     solvers = [s for s in SOLVERS if any(c["solver"] == s for c in cells)]
     index = {(c["solver"], c["mode"], c["batch"], c["n"], c["m"]): c for c in cells}
-    keys = sorted({(c["mode"], c["batch"], c["n"], c["m"]) for c in cells},
-                  key=lambda k: (k[0] != "fwdbwd", k[1], k[2], k[3]))
+    keys = sorted(
+        {(c["mode"], c["batch"], c["n"], c["m"]) for c in cells},
+        key=lambda k: (k[0] != "fwdbwd", k[1], k[2], k[3]),
+    )
     v = result["versions"]
     lines = [
         "# safegrad.qp benchmark",
@@ -266,8 +307,13 @@ def to_markdown(result: dict) -> str:
         f"{v['torch_threads']}, {v['cpu_count']} CPUs, median of up to {result['repeats']} "
         f"repeats (1 if a call takes > 0.5 s), cap {result['cap_seconds']} s per call, total "
         f"{result['total_seconds']:.0f} s.  ",
-        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()
-                                 if k not in ("platform", "torch_threads", "cpu_count")) + ".  ",
+        "Versions: "
+        + ", ".join(
+            f"{k} {val}"
+            for k, val in v.items()
+            if k not in ("platform", "torch_threads", "cpu_count")
+        )
+        + ".  ",
         f"Platform: {v['platform']}.",
         "",
         "Times in ms per call; `x` = baseline time / safegrad time; err = max |x - x*|_inf over "
@@ -284,8 +330,10 @@ def to_markdown(result: dict) -> str:
         ours = index.get(("safegrad", mode, B, n, m))
         row = f"| {mode} | {B} | {n} | {m} |"
         if ours and "seconds" in ours:
-            row += f" {ours['seconds'] * 1e3:.2f} | {ours['max_err']:.0e} | " \
-                   f"{ours['max_violation']:.0e} |"
+            row += (
+                f" {ours['seconds'] * 1e3:.2f} | {ours['max_err']:.0e} | "
+                f"{ours['max_violation']:.0e} |"
+            )
         else:
             row += " - | - | - |"
         for s in solvers[1:]:
@@ -299,13 +347,18 @@ def to_markdown(result: dict) -> str:
     skipped = [c for c in cells if "skipped" in c]
     if skipped:
         lines += ["", "Skipped cells:", ""]
-        lines += [f"- {c['solver']} B={c['batch']} n={c['n']} m={c['m']} {c['mode']}: "
-                  f"{c['skipped']}" for c in skipped]
+        lines += [
+            f"- {c['solver']} B={c['batch']} n={c['n']} m={c['m']} {c['mode']}: {c['skipped']}"
+            for c in skipped
+        ]
     for name, why in result["skipped_solvers"].items():
         lines.append(f"- solver {name} not run: {why}")
     if result["reference_check"]:
-        lines += ["", "Constructed optimum x* vs cvxpy+Clarabel (tol 1e-12), max |diff|: "
-                  + ", ".join(f"{k}: {val:.0e}" for k, val in result["reference_check"].items())]
+        lines += [
+            "",
+            "Constructed optimum x* vs cvxpy+Clarabel (tol 1e-12), max |diff|: "
+            + ", ".join(f"{k}: {val:.0e}" for k, val in result["reference_check"].items()),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -14,9 +14,10 @@ Newton step, eliminating ``ds`` and ``dz`` with ``D = diag(z / s)`` (reduced nor
     [A                  -delta I ] [dy] = [-r_e                      ]
     dz = D (G dx + r_p) - r_c / s,          ds = -r_p - G dx
 
-with ``r_c = s o z`` (predictor) and ``r_c = s o z + ds_a o dz_a - sigma mu`` (corrector). The matrix
-(SPD without equalities, quasi-definite with them) is factored by one batched LU per iteration. The corrector reuses the
-factorisation, and only its difference ``w = (ds_a o dz_a - sigma mu) / s`` is solved for.
+with ``r_c = s o z`` (predictor) and ``r_c = s o z + ds_a o dz_a - sigma mu`` (corrector). The
+matrix (SPD without equalities, quasi-definite with them) is factored by one batched LU per
+iteration. The corrector reuses the factorisation, and only its difference
+``w = (ds_a o dz_a - sigma mu) / s`` is solved for.
 
 All vectors are kept as ``(B, ., 1)`` columns so that every product is one ``baddbmm``. Every
 problem tests its own convergence every iteration and is then frozen (step length 0), so the batch
@@ -66,6 +67,16 @@ def _factor(H: Tensor, Kt: Tensor | None, Kb: Tensor | None):
     return lambda r: torch.linalg.lu_solve(LU, piv, r)
 
 
+def _corrected(parts, c2: Tensor, cc: Tensor):
+    """Corrector for ``w = c2 * w2 + cc * wc`` from the solved parts; returns (dX, dv, step)."""
+    X, GX, w2, wc, ds_a, dz_a, D, v, eta = parts
+    dX = X[..., :1] * c2 + X[..., 1:] * cc
+    Gd = GX[..., :1] * c2 + GX[..., 1:] * cc
+    dv = torch.cat([ds_a - Gd, torch.addcmul(dz_a, D, Gd) - (w2 * c2 + wc * cc)], 1)
+    a = eta / (-(dv / v).amin(-2, keepdim=True)).clamp_min(eta)
+    return dX, dv, a
+
+
 def interior_point(
     Q: Tensor,
     p: Tensor,
@@ -95,13 +106,14 @@ def interior_point(
         Kb = torch.cat([A, (-reg) * torch.eye(k, dtype=dtype, device=device).expand(B, k, k)], -1)
     else:
         Kt = Kb = None
-    scale_p = 1.0 + torch.maximum(h.abs().amax(-2), b.abs().amax(-2) if k > 0 else h.new_zeros(B, 1))
+    scale_p = 1.0 + torch.maximum(
+        h.abs().amax(-2), b.abs().amax(-2) if k > 0 else h.new_zeros(B, 1)
+    )
     scale_d = 1.0 + p.abs().amax(-2)
     tol_p, tol_d = tol * scale_p, tol * scale_d
     nb = -b
     hb = torch.cat([h, b], 1)
     eta = 0.99
-    inf = float("inf")
 
     if state is None:
         # initial point (CVXOPT-style): least-squares x, then shift s and z into the interior
@@ -127,7 +139,12 @@ def interior_point(
             iterations=torch.zeros(B, 1, dtype=torch.long, device=device),
         )
     x, v, y, done, status, iters = (
-        state.x, state.v, state.y, state.done, state.status, state.iterations
+        state.x,
+        state.v,
+        state.y,
+        state.done,
+        state.status,
+        state.iterations,
     )
 
     def certificates(x: Tensor, z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -135,7 +152,11 @@ def interior_point(
         lam = torch.cat([z, y], 1)
         nl = lam.abs().amax(-2)
         cert = torch.baddbmm(Gt @ z, At, y) if k > 0 else Gt @ z
-        pinf = (cert.abs().amax(-2) <= inf_tol * nl) & ((hb * lam).sum(-2) <= -inf_tol * nl)
+        # G'z + A'y = r_d - (Qx + p) stays O(|p|) while the duals of an infeasible problem grow
+        # geometrically, so the residual test is relative with the looser sqrt(inf_tol)
+        pinf = (cert.abs().amax(-2) <= inf_tol**0.5 * nl) & (
+            (hb * lam).sum(-2) <= -(inf_tol**0.5) * nl
+        )
         nx = x.abs().amax(-2)
         ray = (Q @ x).abs().amax(-2) <= inf_tol * nx
         if k > 0:
@@ -161,7 +182,8 @@ def interior_point(
             res_p = torch.maximum(res_p, re.abs().amax(-2))
         sz = s * z
         mu = sz.mean(-2, keepdim=True)  # (B, 1, 1)
-        done = done | ((res_p <= tol_p) & (rd.abs().amax(-2) <= tol_d) & (mu[:, 0] <= tol_d))
+        res_d = rd.abs().amax(-2)
+        done = done | ((res_p <= tol_p) & (res_d <= tol_d) & (mu[:, 0] <= tol_d))
         if it % cert_every == 0:
             pinf, dinf = certificates(x, z, y)
             status = torch.where(
@@ -192,21 +214,41 @@ def interior_point(
         vn = torch.addcmul(v, a, dv)
         mu_aff = (vn[:, :m] * vn[:, m:]).mean(-2, keepdim=True)
         mu_c = mu.clamp_min(torch.finfo(dtype).tiny)
-        sigma_mu = (mu_aff / mu_c) ** 3 * mu_c
+        sigma_mu = (mu_aff / mu_c).clamp_max(1.0) ** 3 * mu_c  # sigma <= 1
 
-        # ---- corrector (difference to the predictor, same factorisation)
-        w = torch.addcmul(-sigma_mu, ds_a, dz_a) / s
+        # ---- corrector (difference to the predictor, same factorisation). Both parts of
+        # w = (ds_a o dz_a - sigma mu) / s, the second-order term and the centring term, are
+        # solved for at once (2 right-hand sides), so a safeguarded fallback costs no solve.
+        w2 = ds_a * dz_a / s
+        wc = -1.0 / s
+        W = torch.cat([w2, wc], -1)  # (B, m, 2)
+        rhs = Gt @ W
+        X = solve(torch.cat([rhs, rhs.new_zeros(B, k, 2)], 1) if k > 0 else rhs)
+        GX = G @ X[:, :n]
+
+        one = torch.ones_like(sigma_mu)
+        parts = (X, GX, w2, wc, ds_a, dz_a, D, v, eta)
+        dX, dv, a = _corrected(parts, one, sigma_mu)
+        # Mehrotra safeguard: the second-order term can make the step increase mu and the
+        # iteration cycle; there, take the plain path-following step (no second-order term,
+        # sigma >= 0.5) instead. (Cartis 2009; Salahi, Peng & Terlaky 2008.)
+        vn = torch.addcmul(v, a, dv)
+        mu_new = (vn[:, :m] * vn[:, m:]).mean(-2, keepdim=True)
+        # only on (nearly) primal- and dual-feasible iterates: on the iterates of an infeasible
+        # or unbounded problem mu grows legitimately (and must, for the certificates)
+        near = (res_p <= 1e-3 * scale_p) & (res_d <= 1e-3 * scale_d)
+        bad = (mu_new > (1.0 - 0.1 * a) * mu) & near.unsqueeze(-1)
+        dXf, dvf, af = _corrected(parts, torch.zeros_like(one), torch.maximum(sigma_mu, 0.5 * mu))
+        # and limit its step so that mu(a) = mu + a c1 + a^2 c2 decreases (c1 < 0 here)
+        c1 = (v[:, :m] * dvf[:, m:] + v[:, m:] * dvf[:, :m]).mean(-2, keepdim=True)
+        c2 = (dvf[:, :m] * dvf[:, m:]).mean(-2, keepdim=True)
+        af = torch.minimum(af, (-0.5 * c1 / c2.clamp_min(torch.finfo(dtype).tiny)).clamp_min(0))
+        dX = torch.where(bad, dXf, dX)
+        dv = torch.where(bad, dvf, dv)
+        a = torch.where(bad & live.unsqueeze(-1), af, torch.where(live.unsqueeze(-1), a, 0.0))
+        x = torch.addcmul(x, a, dX[:, :n] - ndx)
         if k > 0:
-            sol = solve(torch.cat([Gt @ w, torch.zeros_like(y)], 1))
-            ddx, ddy = sol[:, :n], sol[:, n:]
-        else:
-            ddx = solve(Gt @ w)
-        Gddx = G @ ddx
-        dv = torch.cat([ds_a - Gddx, torch.addcmul(dz_a, D, Gddx) - w], 1)
-        a = torch.where(live.unsqueeze(-1), eta / (-(dv / v).amin(-2, keepdim=True)).clamp_min(eta), 0.0)
-        x = torch.addcmul(x, a, ddx - ndx)
-        if k > 0:
-            y = torch.addcmul(y, a, ddy - ndy)
+            y = torch.addcmul(y, a, dX[:, n:] - ndy)
         v = torch.addcmul(v, a, dv)
 
     status = torch.where(done.squeeze(-1) & (status == int(QPStatus.MAX_ITER)), 0, status)

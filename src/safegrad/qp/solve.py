@@ -167,9 +167,7 @@ class _QPFunction(torch.autograd.Function):
             status = torch.where(
                 good,
                 status,
-                torch.where(
-                    eq_bad, int(QPStatus.PRIMAL_INFEASIBLE), int(QPStatus.DUAL_INFEASIBLE)
-                ),
+                torch.where(eq_bad, int(QPStatus.PRIMAL_INFEASIBLE), int(QPStatus.DUAL_INFEASIBLE)),
             )
 
         # ---- outputs in the original row scaling; documented values for failed problems

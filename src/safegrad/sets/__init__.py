@@ -14,7 +14,7 @@ from safegrad.sets._facets import HREP_MAX_SUBSETS
 from safegrad.sets.ball import Ball
 from safegrad.sets.box import Box
 from safegrad.sets.hpolytope import HPolytope
-from safegrad.sets.zonotope import HREP_AUTO_MAX_DIM, HREP_AUTO_MAX_SUBSETS, Zonotope
+from safegrad.sets.zonotope import HREP_AUTO_BUDGET, HREP_AUTO_MAX_DIM, Zonotope
 
 __all__ = [
     "ConvexSet",
@@ -24,5 +24,5 @@ __all__ = [
     "Ball",
     "HREP_MAX_SUBSETS",
     "HREP_AUTO_MAX_DIM",
-    "HREP_AUTO_MAX_SUBSETS",
+    "HREP_AUTO_BUDGET",
 ]

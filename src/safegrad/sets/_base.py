@@ -113,7 +113,7 @@ def _ray_exit(a: Tensor, s: Tensor, tol: float) -> Tensor:
     Returns:
         ``(*batch,)`` differentiable in ``a`` and ``s`` (through the active row).
     """
-    inf = torch.tensor(math.inf, dtype=a.dtype, device=a.device)
+    inf = torch.full((), math.inf, dtype=a.dtype, device=a.device)  # no host copy
     batch = torch.broadcast_shapes(a.shape, s.shape)[:-1]
     if a.shape[-1] == 0:  # no constraints: the whole space
         return inf.expand(batch).clone()

@@ -75,7 +75,7 @@ class Ball(ConvexSet):
         gap = self.radius**2 - (w * w).sum(-1)  # r^2 - |w|^2, > 0 inside
         disc = vw**2 + vv * gap
         sq = torch.sqrt(disc.clamp_min(0.0))
-        inf = torch.tensor(math.inf, dtype=self.dtype, device=self.device)
+        inf = torch.full((), math.inf, dtype=self.dtype, device=self.device)
         # larger root: (-vw + sq)/vv, or gap/(vw + sq) when vw > 0 (no cancellation)
         pos = vw > 0
         den1 = torch.where(vv > 0, vv, torch.ones_like(vv))

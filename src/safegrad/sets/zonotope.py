@@ -27,12 +27,15 @@ from safegrad.sets._base import (
 from safegrad.sets.box import Box
 from safegrad.sets.hpolytope import HPolytope, _matvec
 
-__all__ = ["Zonotope", "HREP_AUTO_MAX_DIM", "HREP_AUTO_MAX_SUBSETS"]
+__all__ = ["Zonotope", "HREP_AUTO_MAX_DIM", "HREP_AUTO_BUDGET"]
 
 #: ``method="auto"`` uses the H-representation up to this dimension ...
 HREP_AUTO_MAX_DIM = 6
-#: ... and up to this many generator subsets ``C(max(m, n), n-1)`` (else LPs).
-HREP_AUTO_MAX_SUBSETS = 5_000
+#: ... and while ``C(max(m, n), n-1) * n^2 <= HREP_AUTO_BUDGET`` (else LPs): n = 2: m <= 1024,
+#: n = 3: m <= 30, n = 4: m <= 12, n = 5: m <= 9, n = 6: m <= 8.  Measured on CPU (batch 256,
+#: float64, one thread, new zonotope per call) H-rep vs LP ray distance: n=4, m=12: 19 vs 41 ms;
+#: n=5, m=10: 34 vs 32 ms; n=6, m=9: 37 vs 28 ms; n=6, m=12: 512 vs 43 ms (docs/sets.md).
+HREP_AUTO_BUDGET = 4096
 
 Method = Literal["auto", "hrep", "lp"]
 
@@ -95,7 +98,9 @@ class Zonotope(ConvexSet):
 
     def _hrep_auto_ok(self) -> bool:
         n, m = self.dim, self.num_generators
-        return n <= HREP_AUTO_MAX_DIM and _facets.num_subsets(n, max(m, n)) <= HREP_AUTO_MAX_SUBSETS
+        return (
+            n <= HREP_AUTO_MAX_DIM and _facets.num_subsets(n, max(m, n)) * n * n <= HREP_AUTO_BUDGET
+        )
 
     def _use_hrep(self, method: str) -> bool:
         if method == "auto":
@@ -110,10 +115,9 @@ class Zonotope(ConvexSet):
         if self._hrep_cache is not None:
             return self._hrep_cache
         C, d = _facets.zonotope_hrep(self.center, self.generators, max_subsets)
-        needs_graph = torch.is_grad_enabled() and (
-            self.center.requires_grad or self.generators.requires_grad
-        )
-        if not needs_graph:  # a cached graph could only be back-propagated once
+        # cache only constant zonotopes: a cached graph could be back-propagated only once, and a
+        # copy computed under no_grad would silently drop gradients later
+        if not (self.center.requires_grad or self.generators.requires_grad):
             self._hrep_cache = (C, d)
         return C, d
 
@@ -197,7 +201,8 @@ class Zonotope(ConvexSet):
         ``method="hrep"``: ``max_f (N_f x - d_f) <= tol`` on the exact H-representation (unit
         normals, so ``tol`` is a distance to each facet hyperplane).  ``method="lp"``: the
         zonotope norm ``min{||beta||_inf : G beta = x - c} <= 1 + tol`` (one LP per point;
-        Kulmburg & Althoff).  ``"auto"``: H-rep when ``n <= 6`` and ``C(m, n-1) <= 5000``.
+        Kulmburg & Althoff).  ``"auto"``: H-rep when ``n <= 6`` and ``C(m, n-1) n^2 <= 4096``
+        (``HREP_AUTO_BUDGET``), else LP.
         """
         x = self._point(x)
         if self._use_hrep(method):
@@ -239,7 +244,9 @@ class Zonotope(ConvexSet):
         ``max t  s.t.  o + t v = c + G beta, ||beta||_inf <= 1, t >= 0`` (spec A §3.3); ``-inf``
         if infeasible (origin outside and the ray misses).  A zero direction gives ``+inf``
         (origin inside) or ``-inf``.  Differentiable (LP: implicit differentiation).
-        ``check=True`` raises ``RuntimeError`` on an LP solver failure (one host sync).
+        ``check=True`` raises ``RuntimeError`` on an LP solver failure (one host sync).  Building
+        the H-rep costs one host sync (full-dimensionality test); it is cached for zonotopes whose
+        tensors do not require grad.
 
         Returns:
             ``(*batch,)``.
@@ -262,16 +269,12 @@ class Zonotope(ConvexSet):
             at_c = ((o - self.center).abs() <= tol).all(-1)
             t = torch.where(zero_dir, inf, 0.0).to(self.dtype)
             return torch.where(at_c, t, -inf) + 0.0 * (v.sum(-1) + o.sum(-1))
-        e0 = torch.zeros(n, dtype=self.dtype, device=self.device)
-        e0[0] = 1.0
-        v_safe = torch.where(zero_dir.unsqueeze(-1), e0, v)
-        batch = torch.broadcast_shapes(v_safe.shape[:-1], o.shape[:-1], self.batch_shape)
+        # Zero directions (no sync): v = 0 and the objective +t instead of -t, i.e. the bounded
+        # feasibility problem "o in Z" (t* = 0); solved -> +inf, infeasible -> -inf.
+        batch = torch.broadcast_shapes(v.shape[:-1], o.shape[:-1], self.batch_shape)
+        zero_dir = zero_dir.expand(batch)
         A = torch.cat(
-            [
-                v_safe.expand(*batch, n).unsqueeze(-1),
-                -self.generators.expand(*batch, n, m),
-            ],
-            -1,
+            [v.expand(*batch, n).unsqueeze(-1), -self.generators.expand(*batch, n, m)], -1
         )
         b = self.center - o
         eye = torch.eye(m, dtype=self.dtype, device=self.device)
@@ -279,22 +282,19 @@ class Zonotope(ConvexSet):
         t_row = torch.zeros(1, m + 1, dtype=self.dtype, device=self.device)
         t_row[0, 0] = -1.0
         G_ineq = torch.cat([torch.cat([zc, eye], 1), torch.cat([zc, -eye], 1), t_row], 0)
-        h = torch.cat([torch.ones(2 * m, dtype=self.dtype, device=self.device), e0.new_zeros(1)])
-        cost = torch.zeros(m + 1, dtype=self.dtype, device=self.device)
-        cost[0] = -1.0
+        h = torch.ones(2 * m + 1, dtype=self.dtype, device=self.device)
+        h[-1] = 0.0
+        cost = torch.zeros(*batch, m + 1, dtype=self.dtype, device=self.device)
+        cost[..., 0] = torch.where(zero_dir, 1.0, -1.0).to(self.dtype)
         z, status = _solvers.solve_lp(cost, G_ineq, h, A, b)
         if check:
             _solvers.check_status(
-                status[~zero_dir.expand(batch)],
-                "Zonotope.ray_distance (LP)",
-                (_solvers.SOLVED, _solvers.PRIMAL_INFEASIBLE),
+                status, "Zonotope.ray_distance (LP)", (_solvers.SOLVED, _solvers.PRIMAL_INFEASIBLE)
             )
-        t = torch.where(status == _solvers.SOLVED, z[..., 0], math.nan)
-        t = torch.where(status == _solvers.PRIMAL_INFEASIBLE, -inf, t)
-        if bool(zero_dir.any()):
-            inside = self.contains(o, tol, method="lp")
-            t = torch.where(zero_dir, torch.where(inside, inf, -inf).to(self.dtype), t)
-        return t
+        solved = status == _solvers.SOLVED
+        t = torch.where(solved, z[..., 0], math.nan)
+        t = torch.where(zero_dir & solved, inf, t)
+        return torch.where(status == _solvers.PRIMAL_INFEASIBLE, -inf, t)
 
     def project(
         self,
@@ -407,11 +407,8 @@ class Zonotope(ConvexSet):
             steps = torch.cumsum(2.0 * Gs, -1).transpose(-1, -2)  # (*b, m, 2)
             first = torch.cat([start.unsqueeze(-2), start.unsqueeze(-2) + steps[..., :-1, :]], -2)
             return torch.cat([first, 2.0 * c.unsqueeze(-2) - first], -2)
-        extra = _facets.deficiency_directions(G)
-        k = extra.shape[-1]
-        Gdir = torch.cat([G, extra], -1) if k else G
-        Glen = torch.cat([G, torch.zeros_like(extra)], -1) if k else G
-        N, valid, idx = _facets.facet_normals(Gdir)  # (*b, S, n), (*b, S), (S, n-1)
+        N, valid, idx, Gdir, k = _facets.hrep_normals(G)
+        Glen = torch.cat([G, torch.zeros_like(Gdir[..., m:])], -1) if k else G
         S = idx.shape[0]
         proj = N @ Glen  # (*b, S, m')
         in_sub = torch.zeros(S, m + k, dtype=torch.bool, device=self.device)
@@ -473,7 +470,8 @@ class Zonotope(ConvexSet):
         ``method="sadraddini"``: the sufficient LP condition of Sadraddini & Tedrake (spec A
         §2.2): ``exists Gamma, beta: G_o = G Gamma, c - c_o = G beta, ||[Gamma, beta]||_inf <= 1``;
         solved as ``min s`` with the max absolute row sum ``<= s`` and reported as contained iff
-        ``s* <= 1 + tol``.  Only sufficient: ``False`` does not prove non-containment.
+        ``s* <= 1 + tol``.  Only sufficient: ``False`` does not prove non-containment.  The LP
+        value is accurate to ~1e-8, so touching cases (``s* = 1``) need ``tol ~ 1e-6``.
         """
         if isinstance(other, Box):
             other = other.to_zonotope()

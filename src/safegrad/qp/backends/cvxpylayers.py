@@ -59,7 +59,9 @@ def solve(Q, p, G=None, h=None, A=None, b=None, *, solver_args=None, jitter=0.0)
     if quadratic:
         eye = torch.eye(n, dtype=p.dtype, device=p.device)
         Qs = 0.5 * (Q + Q.mT)
-        args.append(torch.linalg.cholesky(Qs + jitter * eye) if jitter else torch.linalg.cholesky(Qs))
+        args.append(
+            torch.linalg.cholesky(Qs + jitter * eye) if jitter else torch.linalg.cholesky(Qs)
+        )
     args.append(p)
     if m:
         args += [G, h]
