@@ -200,7 +200,7 @@ def test_bounded_composite_layer_and_clip_mode():
     outc, infoc = CompositeCBF(action_box=box, bound_mode="clip")(u, cons)
     assert ((outc >= -1) & (outc <= 1)).all()
     slack_c = (lg * outc).sum(-1) + 5.0 * h
-    assert torch.equal(infoc["fallback"], slack_c < -1e-12 * (1 + (5.0 * h).abs()))
+    assert torch.equal(infoc["fallback"], slack_c < -1e-9 * (1 + (5.0 * h).abs()))
 
 
 def test_cbfqp_infeasible_fallback():
@@ -232,10 +232,12 @@ def test_gradcheck_cbf_layers():
         CompositeCBF(2.0, 5.0, action_box=(-3.0, 3.0)),
         CBFQP(5.0),
     ):
+        assert torch.autograd.gradcheck(lambda u_, layer=layer: layer(u_, cons)[0], (u,))
         assert torch.autograd.gradcheck(
             lambda u_, h_, lf_, lg_, layer=layer: layer(u_, CBFConstraints(h_, lf_, lg_))[0],
             (u, h, lf, lg),
             atol=1e-6,
+            fast_mode=True,
         )
 
 

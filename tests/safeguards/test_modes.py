@@ -115,3 +115,35 @@ def test_regularisation_reductions_and_errors():
         regularisation_loss(a, s[:1], 1.0)
     with pytest.raises(ValueError, match="passthrough_scope"):
         BoundaryProjection(grad_mode="passthrough", passthrough_scope="state")
+
+
+def test_float32_and_nd_batch_all_safeguards():
+    C, d = random_polytope(32, 3, 6, seed=1, dtype=torch.float32)
+    a = random_actions(32, 3, seed=2, dtype=torch.float32).requires_grad_(True)
+    P = HPolytope(C.reshape(4, 8, 6, 3), d.reshape(4, 8, 6))
+    for sg in (
+        BoundaryProjection(),
+        RayMask(),
+        RayMask("tanh", "chebyshev"),
+        RayMask(centre="orthogonal"),
+    ):
+        out, info = sg(a.reshape(4, 8, 3), P)
+        assert out.dtype == torch.float32 and out.shape == (4, 8, 3)
+        assert info["fallback"].shape == (4, 8) and not info["fallback"].any()
+        res = ((C @ out.reshape(32, 3, 1)).squeeze(-1) - d).amax()
+        assert res <= 1e-5
+        (g,) = torch.autograd.grad(out.sum(), a)
+        assert torch.isfinite(g).all()
+    g = torch.Generator().manual_seed(5)
+    cons = CBFConstraints(
+        torch.rand(4, 8, 3, generator=g),
+        torch.randn(4, 8, 3, generator=g),
+        torch.randn(4, 8, 3, 2, generator=g),
+    )
+    u = torch.randn(4, 8, 2, generator=g)
+    for sg in (CBFQP(), CompositeCBF(), CompositeCBF(action_box=(-1.0, 1.0))):
+        out, info = sg(u, cons)
+        assert out.shape == (4, 8, 2) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    out, _ = CBFQP()(u, cons)
+    slack = cons.lf_h + (cons.lg_h @ out.unsqueeze(-1)).squeeze(-1) + 5.0 * cons.h
+    assert (slack >= -1e-4).all()

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Interval"]
+__all__ = ["Interval", "Dual", "sin", "cos", "sqr"]
 
 _TWO_PI = 2.0 * math.pi
 
@@ -146,16 +146,86 @@ class Interval:
         return self._trig(np.cos, 0.0)
 
 
+class Dual:
+    """Forward-mode derivative in interval arithmetic: ``value`` and ``grad[i]`` (Intervals).
+
+    Evaluating an expression on ``Dual.variable(cell_i, i, d)`` inputs encloses the function
+    and its gradient over the whole cell, which gives the mean-value form
+    ``f(cell) ⊆ f(centre) + sum_i f_i'(cell) [-h_i, h_i]`` (second-order tight; used by
+    :func:`safegrad.invariance.model.fit_linear_model`).
+    """
+
+    __slots__ = ("value", "grad")
+    __array_priority__ = 1001
+
+    def __init__(self, value: Interval, grad: list):
+        self.value, self.grad = value, grad
+
+    @staticmethod
+    def variable(iv: Interval, index: int, dim: int) -> Dual:
+        grad = [Interval(1.0 if j == index else 0.0) for j in range(dim)]
+        return Dual(iv, grad)
+
+    def _wrap(self, other) -> Dual:
+        if isinstance(other, Dual):
+            return other
+        iv = other if isinstance(other, Interval) else Interval(other)
+        return Dual(iv, [Interval(0.0) for _ in self.grad])
+
+    def __neg__(self) -> Dual:
+        return Dual(-self.value, [-g for g in self.grad])
+
+    def __add__(self, other) -> Dual:
+        o = self._wrap(other)
+        return Dual(self.value + o.value, [a + b for a, b in zip(self.grad, o.grad)])
+
+    __radd__ = __add__
+
+    def __sub__(self, other) -> Dual:
+        o = self._wrap(other)
+        return Dual(self.value - o.value, [a - b for a, b in zip(self.grad, o.grad)])
+
+    def __rsub__(self, other) -> Dual:
+        return self._wrap(other) - self
+
+    def __mul__(self, other) -> Dual:
+        o = self._wrap(other)
+        grad = [a * o.value + self.value * b for a, b in zip(self.grad, o.grad)]
+        return Dual(self.value * o.value, grad)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other) -> Dual:
+        o = self._wrap(other)
+        q = self.value / o.value
+        grad = [(a - q * b) / o.value for a, b in zip(self.grad, o.grad)]
+        return Dual(q, grad)
+
+    def __rtruediv__(self, other) -> Dual:
+        return self._wrap(other) / self
+
+    def sqr(self) -> Dual:
+        return Dual(self.value.sqr(), [g * self.value * 2.0 for g in self.grad])
+
+    def sin(self) -> Dual:
+        c = self.value.cos()
+        return Dual(self.value.sin(), [g * c for g in self.grad])
+
+    def cos(self) -> Dual:
+        s = self.value.sin()
+        return Dual(self.value.cos(), [-(g * s) for g in self.grad])
+
+
 def sin(x):
-    """``sin`` of an :class:`Interval` or a number/array."""
-    return x.sin() if isinstance(x, Interval) else np.sin(x)
+    """``sin`` of a :class:`Dual`, an :class:`Interval` or a number/array."""
+    return x.sin() if isinstance(x, (Interval, Dual)) else np.sin(x)
 
 
 def cos(x):
-    """``cos`` of an :class:`Interval` or a number/array."""
-    return x.cos() if isinstance(x, Interval) else np.cos(x)
+    """``cos`` of a :class:`Dual`, an :class:`Interval` or a number/array."""
+    return x.cos() if isinstance(x, (Interval, Dual)) else np.cos(x)
 
 
 def sqr(x):
-    """``x^2`` of an :class:`Interval` or a number/array."""
-    return x.sqr() if isinstance(x, Interval) else x * x
+    """``x^2`` of a :class:`Dual`, an :class:`Interval` or a number/array."""
+    return x.sqr() if isinstance(x, (Interval, Dual)) else x * x

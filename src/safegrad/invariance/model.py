@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from safegrad.invariance.interval import Interval, cos, sin, sqr
+from safegrad.invariance.interval import Dual, Interval, cos, sin, sqr
 
 __all__ = [
     "AccelModel",
@@ -237,6 +237,61 @@ def _minimax_fit(values: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, float
     return res.x[: d + 1], float(res.x[-1])
 
 
+def _cell_remainder(
+    model: AccelModel,
+    k: int,
+    dep: list[int],
+    Jk: np.ndarray,
+    a0k: float,
+    lows: list[np.ndarray],
+    highs: list[np.ndarray],
+) -> Interval:
+    """Enclosure of ``a_k(z) - Jk z - a0k`` on each cell ``[lows, highs]`` (per cell).
+
+    The intersection of the naive interval evaluation and the mean-value form
+    ``rem(centre) + sum_i rem_i'(cell) [-h_i, h_i]`` (gradients by interval forward-mode
+    differentiation, :class:`~safegrad.invariance.interval.Dual`); both are enclosures.
+    """
+    n, m = model.n, model.m
+    d = len(dep)
+    # naive enclosure
+    zs: list = [None] * (n + m)
+    cells = []
+    for j, i in enumerate(dep):
+        cells.append(Interval(lows[j], highs[j]))
+        zs[i] = cells[j]
+    lin = Interval(a0k)
+    for j, i in enumerate(dep):
+        lin = lin + cells[j] * float(Jk[i])
+    acc = _component(model, k, zs)
+    acc = acc if isinstance(acc, Interval) else Interval(acc)
+    naive = acc - lin
+    # mean-value form
+    cen, half = [], []
+    for j in range(d):
+        c = 0.5 * (lows[j] + highs[j])
+        cen.append(c)
+        half.append(np.maximum(highs[j] - c, c - lows[j]))
+    zc: list = [None] * (n + m)
+    for j, i in enumerate(dep):
+        zc[i] = Interval(cen[j])
+    linc = Interval(a0k)
+    for j, i in enumerate(dep):
+        linc = linc + zc[i] * float(Jk[i])
+    accc = _component(model, k, zc)
+    accc = accc if isinstance(accc, Interval) else Interval(accc)
+    mv = accc - linc
+    zd: list = [None] * (n + m)
+    for j, i in enumerate(dep):
+        zd[i] = Dual.variable(cells[j], j, d)
+    accd = _component(model, k, zd)
+    for j, i in enumerate(dep):
+        grad = accd.grad[j] if isinstance(accd, Dual) else Interval(0.0)
+        grad = grad - float(Jk[i])
+        mv = mv + grad * Interval(-half[j], half[j])
+    return Interval(np.maximum(naive.lo, mv.lo), np.minimum(naive.hi, mv.hi), _check=False)
+
+
 def fit_linear_model(
     model: AccelModel,
     x_lo: Sequence[float],
@@ -320,15 +375,9 @@ def fit_linear_model(
             sub_edges = [first[start : stop + 1]] + edges[1:]
             lows = np.meshgrid(*[e[:-1] for e in sub_edges], indexing="ij")
             highs = np.meshgrid(*[e[1:] for e in sub_edges], indexing="ij")
-            zs = [None] * (n + m)
-            lin = Interval(a0[k])
-            for j, i in enumerate(dep):
-                iv = Interval(lows[j].reshape(-1), highs[j].reshape(-1))
-                zs[i] = iv
-                lin = lin + iv * J[k, i]
-            acc = _component(model, k, zs)
-            acc = acc if isinstance(acc, Interval) else Interval(acc)
-            rem = acc - lin
+            lows = [a.reshape(-1) for a in lows]
+            highs = [a.reshape(-1) for a in highs]
+            rem = _cell_remainder(model, k, dep, J[k], a0[k], lows, highs)
             r_lo = min(r_lo, float(rem.lo.min()))
             r_hi = max(r_hi, float(rem.hi.max()))
         rho_lo[k], rho_hi[k] = r_lo, r_hi

@@ -202,11 +202,6 @@ class Safeguard(nn.Module):
     def _safeguard(self, action: Tensor, safe_set: Any, fallback: Tensor | None, **kw):
         raise NotImplementedError
 
-    @staticmethod
-    def _detach_input(safe_set: Any) -> Any:
-        det = getattr(safe_set, "detach", None)
-        return det() if callable(det) else safe_set
-
     def forward(self, action: Tensor, safe_set: Any, *, fallback: Tensor | None = None, **kw):
         """Apply the safeguard.
 

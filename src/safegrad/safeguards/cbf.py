@@ -310,7 +310,7 @@ class CompositeCBF(Safeguard):
             return _finish(a, out, fb, raw_unsafe, fallback, lambda: least, batch, extra)
         out = clamp_box(a + torch.relu(eta).unsqueeze(-1) * lg, low, high)
         with torch.no_grad():
-            viol = (g * out).sum(-1) < tau - 1e-12 * (1 + tau.abs())
+            viol = (g * out).sum(-1) < tau - self._tol(a.dtype) * (1 + tau.abs())
         return _finish(
             a, out, viol | uncertified, raw_unsafe, fallback, lambda: out.detach(), batch, extra
         )
