@@ -119,6 +119,18 @@ def solve_template_rci(
     eps = np.zeros(n) if state_error is None else np.asarray(state_error, np.float64)
     if (eps > 0).any():
         D = np.concatenate([D, (A * eps[None, :])[:, eps > 0]], 1)
+    # work in coordinates scaled by the box half-widths (conditioning); unscaled at the end
+    box_lo, box_hi = np.asarray(box_lo, np.float64), np.asarray(box_hi, np.float64)
+    sc = 0.5 * (box_hi - box_lo)
+    if not (sc > 0).all():
+        raise ValueError(f"box must have positive widths, got {box_lo} .. {box_hi}")
+    A = A * (1.0 / sc)[:, None] * sc[None, :]
+    B = B / sc[:, None]
+    f0 = f0 / sc
+    D = D / sc[:, None]
+    T = T / sc[:, None]
+    eps = eps / sc
+    box_lo, box_hi = box_lo / sc, box_hi / sc
     nd = D.shape[1]
     w = np.ones(p) if weights is None else np.asarray(weights, np.float64)
 
@@ -159,12 +171,12 @@ def solve_template_rci(
         )
     else:
         raise ValueError(f"method must be 'exact' or 'sadraddini', got {method!r}")
-    prob = cp.Problem(cp.Maximize(w @ cp.log(s)), cons)
+    prob = cp.Problem(cp.Maximize(cp.geo_mean(s, list(w))), cons)
     prob.solve(solver=cp.CLARABEL, verbose=verbose)
     if prob.status not in ("optimal", "optimal_inaccurate") or s.value is None:
         raise RuntimeError(f"RCI program not solved: status {prob.status}")
     sv = np.maximum(np.asarray(s.value), 0.0)
-    cx_v = np.asarray(cx_expr.value if not symmetric else cx, np.float64).reshape(n)
+    cx_v = sc * np.asarray(cx_expr.value if not symmetric else cx, np.float64).reshape(n)
     cu_v = np.asarray(cu_expr.value if not symmetric else cu, np.float64).reshape(m)
     if method == "sadraddini":
         full = np.concatenate([Gam.value, GamD.value, np.asarray(bet.value).reshape(p, 1)], 1)
@@ -174,7 +186,7 @@ def solve_template_rci(
         gamma = np.zeros((p, 0))
     return SynthesisResult(
         center=cx_v,
-        generators=T * sv[None, :],
+        generators=(T * sc[:, None]) * sv[None, :],
         ctrl_center=cu_v,
         ctrl_generators=np.asarray(Gu.value, np.float64),
         gamma=gamma,
