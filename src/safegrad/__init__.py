@@ -16,8 +16,12 @@ __all__ = ["__version__", "make", "list_envs"]
 
 def __getattr__(name: str):
     # Lazy: ``import safegrad`` stays cheap, and ``safegrad.qp`` never pulls in the envs.
-    if name in ("make", "list_envs"):
+    if name == "make":
+        from safegrad._make import make
+
+        return make
+    if name == "list_envs":
         from safegrad import envs
 
-        return getattr(envs, name)
+        return envs.list_envs
     raise AttributeError(f"module 'safegrad' has no attribute {name!r}")

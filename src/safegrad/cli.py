@@ -62,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="run a benchmark (extra arguments go to the benchmark; try `bench qp --help`)",
-        description="Benchmarks: "
-        + "; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()),
+        description="Benchmarks: " + "; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()),
     )
     bench.add_argument("which", choices=sorted(BENCHMARKS))
     return parser

@@ -357,6 +357,58 @@ class TorchVectorEnv(VectorEnv):
     def _task_info(self, x_raw: torch.Tensor, x: torch.Tensor, info: dict[str, Any]) -> None:
         """Add task-specific diagnostics to ``info`` (in place)."""
 
+    # ------------------------------------------------------------------ safety (issue 4)
+    def safe_action_set(self, state: torch.Tensor | None = None, *, return_info: bool = False):
+        """The state-dependent safe action set ``A_s(x)`` as an H-polytope in action space
+        (spec A §2.1, §2.3; ``docs/invariance.md``).
+
+        Args:
+            state: ``(B, n)`` states (default: the current ``env.state``, with its autograd
+                graph, so SHAC can differentiate through the set's parameters).
+            return_info: also return ``{"empty": (B,) bool, "state_safe": (B,) bool}``:
+                whether the set is empty (no safe action exists; closed form for one action
+                dimension, an LP otherwise) and whether the state itself lies in the safe state
+                set (``safety_margin >= 0``).
+
+        Returns:
+            :class:`safegrad.sets.HPolytope` ``{a : C a <= d}`` with batch ``(B,)``, on the
+            env's device and dtype (or ``(polytope, info)``).
+        """
+        x = self.state if state is None else state
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[-1] != self.state_dim:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"safe_action_set: state must be a (B, {self.state_dim}) tensor, got {shape}"
+            )
+        if x.dtype != self.dtype or x.device != self.device:
+            x = x.to(**self._fk)
+        P = self._safe_action_set(x)
+        if not return_info:
+            return P
+        from safegrad.invariance.safe_action import action_set_empty
+
+        tol = 1e-9 if self.dtype == torch.float64 else 1e-5
+        with torch.no_grad():
+            info = {
+                "empty": action_set_empty(P),
+                "state_safe": self.safety_margin(x.detach()) >= -tol,
+            }
+        return P, info
+
+    def _safe_action_set(self, x: torch.Tensor):
+        """Task hook: the safe action set at states ``x (B, n)`` (default: stay in ``S``,
+        one step ahead, for every disturbance; wrapped angle coordinates left out)."""
+        from safegrad.invariance.safe_action import box_safe_action_set
+
+        dims = [i for i in range(self.state_dim) if i not in self._wrapped_full]
+        return box_safe_action_set(self.system, x, self._s_low, self._s_high, dims=dims)
+
+    def safety_margin(self, x: torch.Tensor) -> torch.Tensor:
+        """Margin ``(B,)`` of states ``x (B, n)`` to the task's true safe state set
+        (``>= 0`` safe); used by :class:`safegrad.invariance.SafetyMonitor`.  Default: the
+        normalised margin to ``S`` (:meth:`state_margin`)."""
+        return self.state_margin(x)
+
     # ------------------------------------------------------------------ diagnostics
     def state_margin(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised margin of ``x: (*B, n)`` to ``S``: ``min_i (1 - |x_i - c_i| / h_i)``.

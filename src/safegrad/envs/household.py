@@ -48,6 +48,11 @@ class ManageHousehold(TorchVectorEnv):
       ``(5/3, 1, 15)`` (spec A §5.3).
     * info: ``state_margin``, ``clamped``, ``cost`` [EUR], ``comfort`` (the penalty),
       ``grid_power`` (``P_grid`` of the reward formula).
+    * safe set (spec A §5.3, paper era): the state- and time-dependent box
+      :meth:`safe_state_box` (two-step temperature look-ahead, formula as stated in the spec);
+      ``safe_action_set(state)`` keeps the next state in it for every outside temperature in
+      ``W`` (one step ahead; the box is not invariant, so the set can be empty, reported by
+      ``return_info=True``).
     """
 
     env_id = "ManageHousehold-v0"
@@ -153,6 +158,77 @@ class ManageHousehold(TorchVectorEnv):
 
     def default_reset_box(self):
         return [5 - 5 / 3, 20.0, 40.0], [5 + 5 / 3, 22.0, 70.0]
+
+    def safe_state_box(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The paper-era safe state box ``S_s(s_i, t)`` for the next state (spec A §5.3).
+
+        With ``c_a = 1 - (H_FH + H_OUT) dt / (H_OUT tau)``, ``c_b = H_FH dt / (H_OUT tau)``,
+        ``c_c = H_FH dt / C_W_FH``, ``k = COP dt / C_W_FH`` and the current state's ``T_in``,
+        ``T_ret``, this hour's and the next hour's recorded outside temperatures ``T_out``,
+        ``T_out+``::
+
+            SoC   in [0, 10]
+            T_ret in [(T_ret,min - c_c T_in - k P_hp,min) / (1 - c_c),
+                      (T_ret,max - c_c T_in - k P_hp,max) / (1 - c_c)]
+            T_in  in [(T_in,min - c_b k P_hp,min - T_ret (c_a c_b + c_b (1 - c_c))
+                       - T_out c_a dt / tau - T_out+ dt / tau) / (c_a^2 + c_b c_c), same with max]
+
+        each intersected with ``S``.  The spec states the formula without derivation; it is
+        reproduced as stated, reading ``T_in``/``T_ret`` as the current state's (the only
+        reading that gives a box).
+
+        Args:
+            x: ``(B, 3)`` states.
+
+        Returns:
+            ``low (B, 3)``, ``high (B, 3)``.
+        """
+        sysm = self.system
+        dt = float(sysm.dt)
+        c_a = 1.0 - sysm.c0 * dt
+        c_b = sysm.c1 * dt
+        c_c = sysm.c2 * dt
+        k = sysm.c4 * dt
+        tau = float(sysm.tau)
+        t = min(self._t, self._t_out.shape[0] - 1)
+        t_next = min(t + 1, self._t_out.shape[0] - 1)
+        t_out, t_out_next = self._t_out[t, 0], self._t_out[t_next, 0]
+        p_min, p_max = float(sysm.p_hp_min), float(sysm.p_hp_max)
+        lo_s, hi_s = self._s_low, self._s_high
+        t_in, t_ret = x[:, 1], x[:, 2]
+        ret_lo = (lo_s[2] - c_c * t_in - k * p_min) / (1.0 - c_c)
+        ret_hi = (hi_s[2] - c_c * t_in - k * p_max) / (1.0 - c_c)
+        den = c_a * c_a + c_b * c_c
+        common = (
+            t_ret * (c_a * c_b + c_b * (1.0 - c_c))
+            + t_out * (c_a * dt / tau)
+            + t_out_next * (dt / tau)
+        )
+        in_lo = (lo_s[1] - c_b * k * p_min - common) / den
+        in_hi = (hi_s[1] - c_b * k * p_max - common) / den
+        low = torch.stack(
+            (
+                lo_s[0].expand_as(t_in),
+                torch.maximum(in_lo, lo_s[1]),
+                torch.maximum(ret_lo, lo_s[2]),
+            ),
+            -1,
+        )
+        high = torch.stack(
+            (
+                hi_s[0].expand_as(t_in),
+                torch.minimum(in_hi, hi_s[1]),
+                torch.minimum(ret_hi, hi_s[2]),
+            ),
+            -1,
+        )
+        return low, high
+
+    def _safe_action_set(self, x: torch.Tensor):
+        from safegrad.invariance.safe_action import box_safe_action_set
+
+        low, high = self.safe_state_box(x)
+        return box_safe_action_set(self.system, x, low, high)
 
     @property
     def hour_index(self) -> int:

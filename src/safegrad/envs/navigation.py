@@ -170,6 +170,14 @@ class _NavigationEnv(TorchVectorEnv):
         centers, radii = self._obstacles()
         return obstacle_h(p, centers, radii)
 
+    def safety_margin(self, x: torch.Tensor) -> torch.Tensor:
+        """``min(min_i ||p - p_i|| - r_i, distance to the boundary of S)`` [m], ``(B,)``
+        (``>= 0`` safe; the true safe set, used by the safety monitor)."""
+        centers, radii = self._obstacles()
+        clearance = (torch.linalg.vector_norm(x.unsqueeze(-2) - centers, dim=-1) - radii).amin(-1)
+        box = torch.minimum(x - self._s_low, self._s_high - x).amin(-1)
+        return torch.minimum(clearance, box)
+
     def _task_info(self, x_raw, x, info) -> None:
         centers, radii = self._obstacles()
         h = obstacle_h(x, centers.detach(), radii.detach())
@@ -213,6 +221,9 @@ class ReachAvoid(_NavigationEnv):
     * reset: uniform in the start disc (radius 0.3 around the origin), or uniform in
       ``reset_box`` when one is given, redrawn until the composite ``h`` (``kappa = 2``) is
       ``>= 0`` (spec B §6).
+    * safe set: the CBF rows ``L_f h_i + L_g h_i a >= -cbf_alpha h_i`` (spec B Eq. 5,
+      ``cbf_alpha = 5``): ``safe_action_set(state)`` (no action-box rows, spec B §6:
+      ``cbf_action_box=True`` adds them) and :meth:`cbf_constraints` for the composite layer.
     """
 
     env_id = "ReachAvoid-v0"
@@ -240,9 +251,17 @@ class ReachAvoid(_NavigationEnv):
         start_radius: float = 0.3,
         goal_bonus: float = 1.0,
         kappa: float = 2.0,
+        cbf_alpha: float = 5.0,
+        cbf_action_box: bool = False,
         system: SingleIntegrator | None = None,
     ) -> None:
         system = SingleIntegrator.reach_avoid() if system is None else system
+        if not (isinstance(cbf_alpha, (int, float)) and cbf_alpha > 0 and math.isfinite(cbf_alpha)):
+            raise ValueError(f"cbf_alpha={cbf_alpha!r} must be a positive finite number")
+        if not isinstance(cbf_action_box, bool):
+            raise TypeError(f"cbf_action_box={cbf_action_box!r} must be a bool")
+        self.cbf_alpha = float(cbf_alpha)
+        self.cbf_action_box = cbf_action_box
         goal_t = tuple(float(v) for v in np.asarray(goal, dtype=np.float64).reshape(-1))
         if len(goal_t) != 2:
             raise ValueError(f"goal={goal!r} must have 2 entries")
@@ -344,6 +363,32 @@ class ReachAvoid(_NavigationEnv):
     def _terminated(self, x_next: torch.Tensor) -> torch.Tensor:
         return torch.linalg.vector_norm(x_next.detach() - self.goal, dim=-1) < self.goal_radius
 
+    def cbf_constraints(
+        self, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``h (B, I)``, ``L_f h (B, I)``, ``L_g h (B, I, m)`` of the obstacle CBFs (spec B
+        Eq. 25: ``h_i = ||p - p_i||^2 - r_i^2``, ``grad h_i = 2 (p - p_i)``) with the system's
+        control-affine form ``p_dot = f + g a`` (normalised action); differentiable in the state.
+        """
+        x = self.state if state is None else state
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[-1] != 2:
+            raise ValueError(f"cbf_constraints: state must be a (B, 2) tensor, got {x!r}")
+        x = x.to(**self._fk)
+        f, g = self.system.control_affine(x)  # (B, 2), (B, 2, m)
+        grad = 2.0 * (x.unsqueeze(-2) - self.obstacle_centers)  # (B, I, 2)
+        h = obstacle_h(x, self.obstacle_centers, self.obstacle_radii)
+        lf_h = (grad * f.unsqueeze(-2)).sum(-1)
+        lg_h = grad @ g
+        return h, lf_h, lg_h
+
+    def _safe_action_set(self, x: torch.Tensor):
+        from safegrad.invariance.safe_action import cbf_safe_action_set
+
+        h, lf_h, lg_h = self.cbf_constraints(x)
+        return cbf_safe_action_set(
+            lf_h, lg_h, h, self.cbf_alpha, include_action_box=self.cbf_action_box
+        )
+
     def _task_info(self, x_raw, x, info) -> None:
         super()._task_info(x_raw, x, info)
         info["reached"] = info["distance_to_goal"] < self.goal_radius
@@ -360,6 +405,10 @@ class NavigateSeeker(_NavigationEnv):
       (``goal``, ``obstacle_center``, ``obstacle_radius``).
     * observation ``(s, goal - s, obstacle_center - s, obstacle_radius)`` (7).
     * reward ``-2 ||goal - s'||``; 400-step episodes, truncate together, no termination.
+    * safe set: ``safe_action_set(state)``: actions whose next position, for every ``w``, lies
+      in the tangent half-space ``n . (p' - c) >= r`` (``n = (p - c)/||p - c||``, the
+      obstacle's complement linearised at the current position, a sound inner approximation of
+      the convex obstacle's complement) and in ``S``, plus the action box.
     """
 
     env_id = "NavigateSeeker-v0"
@@ -441,6 +490,27 @@ class NavigateSeeker(_NavigationEnv):
             "NavigateSeeker goals",
         )
         return start, {"goal": goal, "obstacle_center": center, "obstacle_radius": radius}
+
+    def _safe_action_set(self, x: torch.Tensor):
+        from safegrad.invariance.safe_action import action_box_rows, one_step_affine
+        from safegrad.sets import HPolytope
+
+        p = self.episode_params
+        f0, Bm, E, w_half = one_step_affine(self.system, x)
+        diff = x - p["obstacle_center"]
+        dist = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)
+        ok = dist > 0
+        nrm = torch.where(ok, diff / torch.where(ok, dist, torch.ones_like(dist)), 0.0)
+        nrm = torch.where(ok, nrm, torch.tensor([1.0, 0.0], **self._fk))
+        # n . (f0 + B a + E w - c) >= r for all w  <=>  -(n B) a <= n.(f0 - c) - r - |n E| w_half
+        row = -(nrm.unsqueeze(-2) @ Bm)  # (B, 1, m)
+        rhs = (nrm * (f0 - p["obstacle_center"])).sum(-1) - p["obstacle_radius"]
+        rhs = rhs - (nrm @ E).abs() @ w_half
+        hW = E.abs() @ w_half
+        Cb, db = action_box_rows(self.action_dim, x, x.shape[:-1])
+        C = torch.cat([row, Bm, -Bm, Cb], -2)
+        d = torch.cat([rhs.unsqueeze(-1), self._s_high - f0 - hW, f0 - self._s_low - hW, db], -1)
+        return HPolytope(C, d, validate=False)
 
     def _observe(self, x: torch.Tensor) -> torch.Tensor:
         p = self.episode_params

@@ -8,13 +8,14 @@ import numpy as np
 import torch
 
 from safegrad.envs import render as _render
+from safegrad.envs._rci import RCITaskMixin
 from safegrad.envs.base import TorchVectorEnv
 from safegrad.systems import Pendulum
 
 __all__ = ["BalancePendulum"]
 
 
-class BalancePendulum(TorchVectorEnv):
+class BalancePendulum(RCITaskMixin, TorchVectorEnv):
     """Inverted pendulum, spec A §5.1.
 
     * state ``(theta, theta_dot)``, ``theta = 0`` upright, ``S = [-pi, pi] x [-8, 8]``;
@@ -24,9 +25,11 @@ class BalancePendulum(TorchVectorEnv):
     * reward ``-(theta'^2 + 0.1 theta_dot'^2 + 0.001 a^2)`` on the new state and the executed
       normalised action (maximum 0).
     * 3000-step episodes, all environments truncate together, ``terminated`` always False.
-    * reset: uniform in ``reset_box``, default ``theta in [-1, 1]``, ``theta_dot in [-2, 2]``
-      (a conservative box; the paper samples the RCI zonotope, which comes with the invariant
-      sets).
+    * safe set: the shipped RCI zonotope (``rci="default"``, ``safegrad/data/rci/pendulum_v1.json``,
+      hull ``theta ±2.64``, ``theta_dot ±7.99``); ``safe_action_set(state)`` is the interval of
+      torques whose next state stays in it for every disturbance (docs/invariance.md).
+    * reset: in the RCI set, ``beta ~ U([-1, 1]^8)`` (spec A §5.1; ``reset_sampling="uniform"``
+      for uniform in the set); with an explicit ``reset_box``, uniform in that box.
     * info: ``state_margin`` (normalised margin of ``theta_dot`` to ``[-8, 8]`` before the clamp;
       ``theta`` is wrapped and cannot leave S) and ``clamped``.
     """
@@ -47,8 +50,12 @@ class BalancePendulum(TorchVectorEnv):
         render_mode: str | None = None,
         render_env_index: int = 0,
         system: Pendulum | None = None,
+        rci: Any = "default",
+        reset_sampling: str = "generators",
     ) -> None:
         system = Pendulum() if system is None else system
+        self.system = system
+        self._init_rci(rci, reset_sampling, reset_box)
         vmax = float(system.state_high[1])
         super().__init__(
             system,
@@ -66,8 +73,11 @@ class BalancePendulum(TorchVectorEnv):
             render_env_index=render_env_index,
         )
         self._reward_w = torch.tensor([1.0, 0.1], device=self.device, dtype=self.dtype)
+        self._check_rci_system()
 
-    def default_reset_box(self):
+    rci_name = "pendulum"
+
+    def _box_default_reset(self):
         return [-1.0, -2.0], [1.0, 2.0]
 
     def _observe(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,13 +8,14 @@ import numpy as np
 import torch
 
 from safegrad.envs import render as _render
+from safegrad.envs._rci import RCITaskMixin
 from safegrad.envs.base import TorchVectorEnv
 from safegrad.systems import PlanarQuadrotor
 
 __all__ = ["BalanceQuadrotor"]
 
 
-class BalanceQuadrotor(TorchVectorEnv):
+class BalanceQuadrotor(RCITaskMixin, TorchVectorEnv):
     """Planar quadrotor hover task, spec A §5.2.
 
     * state ``(x, z, phi, x_dot, z_dot, phi_dot)``,
@@ -26,9 +27,12 @@ class BalanceQuadrotor(TorchVectorEnv):
       - 0.002 T^2 - 0.001 phi_cmd^2`` on the new state, ``T = (6/7) a_0 + g``,
       ``phi_cmd = (pi/12) a_1`` in physical units (a perfect episode scores about -46).
     * 240-step episodes, truncate together, ``terminated`` always False.
-    * reset: uniform in ``reset_box``; default half-widths
-      ``(0.25, 0.35, 0.08, 0.15, 0.3, 0.75)`` around 0 (about half the interval hull of the
-      paper's RCI zonotope, spec A §2.4; replaced by RCI sampling with the invariant sets).
+    * safe set: the shipped RCI zonotope (``rci="default"``,
+      ``safegrad/data/rci/quadrotor_v1.json``, 14 generators, 124 facets);
+      ``safe_action_set(state)`` is an H-polytope in the 2-D action space (one row per facet,
+      exact one-step model with the per-state ``B(x)``, spec A P6).
+    * reset: in the RCI set, ``beta ~ U([-1, 1]^p)`` (spec A §5.2; ``reset_sampling="uniform"``
+      for uniform in the set); with an explicit ``reset_box``, uniform in that box.
     * info: ``state_margin``, ``clamped``, ``distance_to_goal``.
     """
 
@@ -49,8 +53,12 @@ class BalanceQuadrotor(TorchVectorEnv):
         render_mode: str | None = None,
         render_env_index: int = 0,
         system: PlanarQuadrotor | None = None,
+        rci: Any = "default",
+        reset_sampling: str = "generators",
     ) -> None:
         system = PlanarQuadrotor() if system is None else system
+        self.system = system
+        self._init_rci(rci, reset_sampling, reset_box)
         lo = system.state_low.tolist()
         hi = system.state_high.tolist()
         super().__init__(
@@ -72,8 +80,11 @@ class BalanceQuadrotor(TorchVectorEnv):
         self._g = float(system.g)
         self._roll_gain = float(system.roll_gain)
         self._reward_w = torch.tensor([0.0, 0.0, 0.1, 0.1, 0.1, 0.1], **self._fk)
+        self._check_rci_system()
 
-    def default_reset_box(self):
+    rci_name = "quadrotor"
+
+    def _box_default_reset(self):
         half = [0.25, 0.35, 0.08, 0.15, 0.3, 0.75]
         return [-h for h in half], half
 

@@ -98,7 +98,9 @@ class Interval:
 
     def __mul__(self, other) -> Interval:
         o = self._wrap(other)
-        p = np.stack(np.broadcast_arrays(self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi))
+        p = np.stack(
+            np.broadcast_arrays(self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi)
+        )
         return Interval(_down(p.min(0)), _up(p.max(0)), _check=False)
 
     __rmul__ = __mul__

@@ -81,7 +81,9 @@ class AccelModel:
     def step_numpy(self, x: np.ndarray, u: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Unwrapped one-step map ``(N, n), (N, m), (N, q) -> (N, n)`` from this model (tests)."""
         acc = self.accel(list(x.T), list(u.T))
-        a = np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), x.shape[:1]) for v in acc], -1)
+        a = np.stack(
+            [np.broadcast_to(np.asarray(v, dtype=np.float64), x.shape[:1]) for v in acc], -1
+        )
         return x @ self.M_x.T + (a + w @ self.S_w.T) @ self.M_a.T
 
 
@@ -276,7 +278,7 @@ def _cell_remainder(
     for j, i in enumerate(dep):
         zc[i] = Interval(cen[j])
     linc = Interval(a0k)
-    for j, i in enumerate(dep):
+    for i in dep:
         linc = linc + zc[i] * float(Jk[i])
     accc = _component(model, k, zc)
     accc = accc if isinstance(accc, Interval) else Interval(accc)
@@ -302,6 +304,7 @@ def fit_linear_model(
     fit: str = "minimax",
     fit_points: int = 25,
     cell_budget: int = 1_000_000,
+    inflate: float = 0.0,
 ) -> LinearModel:
     """Affine acceleration model and certified remainder box on ``[x_lo, x_hi] x [u_lo, u_hi]``.
 
@@ -314,6 +317,8 @@ def fit_linear_model(
         fit_points: grid points per dimension for the fit.
         cell_budget: cells of the interval-arithmetic grid per component (the bound's
             over-estimate shrinks linearly with the cell width).
+        inflate: widen each certified remainder interval by this fraction of its width on both
+            sides (a margin so that an independent re-bound on a coarser grid still fits).
 
     Returns:
         :class:`LinearModel` whose remainder interval is certified on the box.
@@ -380,7 +385,8 @@ def fit_linear_model(
             rem = _cell_remainder(model, k, dep, J[k], a0[k], lows, highs)
             r_lo = min(r_lo, float(rem.lo.min()))
             r_hi = max(r_hi, float(rem.hi.max()))
-        rho_lo[k], rho_hi[k] = r_lo, r_hi
+        pad = inflate * (r_hi - r_lo)
+        rho_lo[k], rho_hi[k] = r_lo - pad, r_hi + pad
     M_x, M_a = model.M_x, model.M_a
     A = M_x + M_a @ J[:, :n]
     B = M_a @ J[:, n:]

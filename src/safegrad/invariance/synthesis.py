@@ -166,12 +166,10 @@ def solve_template_rci(
         NT = np.abs(N2 @ T)  # facet offsets are linear in s: N c_x + |N T| s
         img = cp.multiply(N2 @ AT, s[None, :]) + (N2 @ B) @ Gu
         hD = np.abs(N2 @ D).sum(1)
-        cons.append(
-            cp.sum(cp.abs(img), 1) + hD - N2 @ cp_image <= (1 - delta) * (NT @ s)
-        )
+        cons.append(cp.sum(cp.abs(img), 1) + hD - N2 @ cp_image <= (1 - delta) * (NT @ s))
     else:
         raise ValueError(f"method must be 'exact' or 'sadraddini', got {method!r}")
-    prob = cp.Problem(cp.Maximize(cp.geo_mean(s, list(w))), cons)
+    prob = cp.Problem(cp.Maximize(cp.geo_mean(s, list(w))), cons)  # = max sum w log s
     prob.solve(solver=cp.CLARABEL, verbose=verbose)
     if prob.status not in ("optimal", "optimal_inaccurate") or s.value is None:
         raise RuntimeError(f"RCI program not solved: status {prob.status}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from safegrad.qp._enum import enumerate_active_set, subset_count
 from safegrad.qp._ipm import interior_point
 from safegrad.qp._kkt import ActiveKKT, build_active_kkt
 from safegrad.qp._types import QPInfeasibleError, QPInfo, QPStatus
@@ -32,9 +33,35 @@ class _Options:
     inf_tol: float
     delta: float
     refine: int
+    method: str
 
 
-def _options(dtype: torch.dtype, device: torch.device, tol, max_iter) -> _Options:
+METHODS = ("auto", "ipm", "enum")
+# "auto": enumeration when its estimated cost is below the IPM's. Cost model in ms, fitted to
+# forward+backward timings on CPU (1 thread, float64; docs/qp.md "Enumeration"): enumeration
+# ~ 1.2 + 3.5e-5 * B * N * (t + 1)^2 with N candidate subsets of width t = k + min(n - k, m);
+# IPM ~ 3 + B * (5 + 0.5 n m) * 1e-3. At most ENUM_MAX_SUBSETS subsets (memory bound).
+ENUM_MAX_SUBSETS = 4096
+
+
+def _use_enum(method: str, B: int, n: int, m: int, k: int) -> bool:
+    if method == "ipm":
+        return False
+    N = subset_count(n, m, k)
+    if method == "enum":
+        if N > 100_000:
+            raise ValueError(
+                f"method='enum' would enumerate {N} active sets (n={n}, m={m}, k={k}); "
+                "use method='ipm' or 'auto' for problems this large"
+            )
+        return True
+    if N > ENUM_MAX_SUBSETS:
+        return False
+    t = k + min(max(n - k, 0), m)
+    return 1.2 + 3.5e-5 * B * N * (t + 1) ** 2 <= 3.0 + B * (5.0 + 0.5 * n * m) * 1e-3
+
+
+def _options(dtype: torch.dtype, device: torch.device, tol, max_iter, method) -> _Options:
     f64 = dtype == torch.float64
     if tol is None:
         tol = 1e-9 if f64 else 1e-5
@@ -44,6 +71,8 @@ def _options(dtype: torch.dtype, device: torch.device, tol, max_iter) -> _Option
         raise ValueError(f"tol must be a positive float, got {tol!r}")
     if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return _Options(
         tol=float(tol),
         tol_stage1=1e-6 if f64 else 1e-4,
@@ -54,6 +83,7 @@ def _options(dtype: torch.dtype, device: torch.device, tol, max_iter) -> _Option
         inf_tol=1e-7 if f64 else 1e-4,
         delta=1e-10 if f64 else 1e-6,
         refine=2 if f64 else 1,
+        method=method,
     )
 
 
@@ -92,13 +122,16 @@ class _QPFunction(torch.autograd.Function):
         scale_d = 1.0 + _amax_abs(pc)
         ptol, dtol = opts.tol * scale_p, opts.tol * scale_d
 
-        def polish(active, status, z, y):
+        def polish(
+            active, status, z, y, Qs=Qs, Gs=Gs, As=As, pc=pc, hs=hs, bs=bs, ptol=ptol, dtol=dtol
+        ):
             """Active-set KKT solve; accepted where it satisfies every KKT condition to tol.
 
             Solved for the multiplier *correction* from the IPM's ``(z, y)``: where the active
             rows are dependent the multipliers are not unique, and the min-norm correction keeps
             them next to the IPM's nonnegative ones instead of the min-norm multipliers, which can
             have either sign (e.g. a zero-width slab ``g'x <= c, -g'x <= -c``)."""
+            B = pc.shape[0]
             kkt = build_active_kkt(Qs, Gs, As, active, opts.delta, opts.refine)
             ma = kkt.idx.shape[1]
             lam0 = torch.cat([_gather(z, kkt.idx) * kkt.mask[:, :ma], y], 1)
@@ -127,7 +160,10 @@ class _QPFunction(torch.autograd.Function):
             good = good.squeeze(-1) & ((status == ok_codes[0]) | (status == ok_codes[1]))
             return kkt, xp, zp.clamp_min(0.0), yp, good
 
-        if m > 0:
+        def ipm_path(Qs, pc, Gs, hs, As, bs, ptol, dtol):
+            """Two-stage IPM + polish (docs/qp.md, "Algorithm"); returns x, z, y (normalised
+            rows), status, iterations, the active-set KKT system and whether the polish held."""
+            data = dict(Qs=Qs, Gs=Gs, As=As, pc=pc, hs=hs, bs=bs, ptol=ptol, dtol=dtol)
             ipm = dict(
                 max_iter=opts.max_iter,
                 check_every=opts.check_every,
@@ -137,38 +173,69 @@ class _QPFunction(torch.autograd.Function):
             )
             # stage 1: IPM to a loose tolerance (enough to identify the active set), polish
             st = interior_point(Qs, pc, Gs, hs, As, bs, tol=max(opts.tol, opts.tol_stage1), **ipm)
-            kkt, xp, zp, yp, good = polish((st.z > st.s).squeeze(-1), st.status, st.z, st.y)
+            kkt, xp, zp, yp, good = polish((st.z > st.s).squeeze(-1), st.status, st.z, st.y, **data)
             retry = ~good & (st.status == int(QPStatus.SOLVED))
             if opts.tol < opts.tol_stage1 and bool(retry.any()):
                 # stage 2: resume only the problems whose polish failed, to the full tolerance
                 st.done = st.done & ~retry.unsqueeze(-1)
                 st.status = torch.where(retry, int(QPStatus.MAX_ITER), st.status)
                 st = interior_point(Qs, pc, Gs, hs, As, bs, tol=opts.tol, state=st, **ipm)
-                kkt, xp, zp, yp, good = polish((st.z > st.s).squeeze(-1), st.status, st.z, st.y)
-            x, z, y, status = st.x, st.z, st.y, st.status
-            iters = st.iterations.squeeze(-1)
+                kkt, xp, zp, yp, good = polish(
+                    (st.z > st.s).squeeze(-1), st.status, st.z, st.y, **data
+                )
+            g3 = good.view(-1, 1, 1)
+            x = torch.where(g3, xp, st.x)
+            z = torch.where(g3, zp, st.z)
+            y = torch.where(g3, yp, st.y)
+            status = torch.where(good, int(QPStatus.SOLVED), st.status)
+            return x, z, y, status, st.iterations.squeeze(-1), kkt
+
+        if m > 0 and B > 0 and _use_enum(opts.method, B, n, m, k):
+            # the enumerated candidate is already a KKT point (primal and dual feasibility
+            # checked, stationarity and complementarity by construction), so the forward takes it
+            # as is; the active-set KKT system is factored only for the backward. Re-solving it
+            # (the IPM's polish) would spoil exact multipliers on dependent active rows.
+            found, active, x, z, y = enumerate_active_set(Qs, pc, Gs, hs, As, bs, ptol, dtol)
+            kkt = build_active_kkt(Qs, Gs, As, active, opts.delta, opts.refine)
+            rdual = torch.baddbmm(torch.baddbmm(pc, Qs, x), Gs.mT, z)
+            if k > 0:
+                rdual = torch.baddbmm(rdual, As.mT, y)
+            good = found & (_amax_abs(rdual) <= dtol).squeeze(-1)
+            status = torch.where(good, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
+            iters = torch.zeros(B, dtype=torch.long, device=device)
+            bad = (~good).nonzero().squeeze(-1)
+            if bad.numel() > 0:  # one host sync; the rest goes to the IPM
+                sel = [t.index_select(0, bad) for t in (Qs, pc, Gs, hs, As, bs, ptol, dtol)]
+                xb, zb, yb, sb, ib, kb = ipm_path(*sel)
+                x, z, y = (
+                    x.index_copy(0, bad, xb),
+                    z.index_copy(0, bad, zb),
+                    y.index_copy(0, bad, yb),
+                )
+                status, iters = status.index_copy(0, bad, sb), iters.index_copy(0, bad, ib)
+                act_b = torch.zeros(bad.numel(), m, dtype=torch.bool, device=device)
+                act_b = act_b.scatter(1, kb.idx, kb.mask[:, : kb.idx.shape[1], 0] > 0)
+                active = active.index_copy(0, bad, act_b)
+                kkt = build_active_kkt(Qs, Gs, As, active, opts.delta, opts.refine)
+        elif m > 0:
+            x, z, y, status, iters, kkt = ipm_path(Qs, pc, Gs, hs, As, bs, ptol, dtol)
         else:
-            x = torch.zeros(B, n, 1, dtype=dtype, device=device)
-            z = torch.zeros(B, 0, 1, dtype=dtype, device=device)
-            y = torch.zeros(B, k, 1, dtype=dtype, device=device)
             status = torch.full((B,), int(QPStatus.MAX_ITER), dtype=torch.long, device=device)
             iters = torch.zeros(B, dtype=torch.long, device=device)
-            kkt, xp, zp, yp, good = polish(
-                torch.zeros(B, 0, dtype=torch.bool, device=device), status, z, y
+            kkt, x, z, y, good = polish(
+                torch.zeros(B, 0, dtype=torch.bool, device=device),
+                status,
+                torch.zeros(B, 0, 1, dtype=dtype, device=device),
+                torch.zeros(B, k, 1, dtype=dtype, device=device),
             )
-        ma = kkt.idx.shape[1]
-        g3 = good.view(B, 1, 1)
-        x = torch.where(g3, xp, x)
-        z = torch.where(g3, zp, z)
-        y = torch.where(g3, yp, y)
-        status = torch.where(good, int(QPStatus.SOLVED), status)
-        if m == 0:  # no IPM ran: failing the KKT checks means infeasible equalities or unbounded
-            eq_bad = _amax_abs(As @ xp - bs).squeeze(-1) > ptol.squeeze(-1)
+            # no IPM ran: failing the KKT checks means infeasible equalities or unbounded
+            eq_bad = _amax_abs(As @ x - bs).squeeze(-1) > ptol.squeeze(-1)
             status = torch.where(
                 good,
-                status,
+                int(QPStatus.SOLVED),
                 torch.where(eq_bad, int(QPStatus.PRIMAL_INFEASIBLE), int(QPStatus.DUAL_INFEASIBLE)),
             )
+        ma = kkt.idx.shape[1]
 
         # ---- outputs in the original row scaling; documented values for failed problems
         ok = (status == ok_codes[0]) | (status == ok_codes[1])
@@ -311,6 +378,7 @@ def solve_qp(
     tol: float | None = None,
     max_iter: int | None = None,
     raise_on_infeasible: bool = False,
+    method: str = "auto",
 ):
     """Solve ``min 1/2 x'Qx + p'x  s.t.  Gx <= h, Ax = b`` for a batch of problems.
 
@@ -325,6 +393,13 @@ def solve_qp(
         max_iter: interior-point iteration cap (default 50).
         raise_on_infeasible: raise :class:`QPInfeasibleError` if any problem is primal or dual
             infeasible (default: report it in ``info.status`` and return ``x = 0`` for it).
+        method: ``"ipm"`` interior point + polish; ``"enum"`` batched active-set enumeration
+            (strictly convex ``Q`` only; problems it cannot solve, e.g. infeasible ones or
+            ``Q`` not positive definite, fall back to the IPM per problem); ``"auto"``
+            (default) ``"enum"`` when ``Q`` is given and a cost model (batch size and the number
+            of candidate active sets ``sum_{j <= n-k} C(m, j)``) predicts it to be faster, else
+            ``"ipm"``. Both give the same ``x``, status and (consistent) gradients; see
+            docs/qp.md "Enumeration". ``info.iterations`` is 0 for enumerated problems.
 
     Every input may be unbatched; the batch shape is the broadcast of the leading dims. If all
     inputs are unbatched, ``x`` has shape ``(n,)``.
@@ -334,8 +409,10 @@ def solve_qp(
         every input by implicit differentiation of the active-set KKT system (docs/qp.md);
         gradients through infeasible/unbounded problems are zero.
     """
+    if method == "auto" and Q is None:
+        method = "ipm"  # an LP is not strictly convex: enumeration cannot apply
     (Q, p, G, h, A, b), batch, n = _prepare(Q, p, G, h, A, b)
-    opts = _options(p.dtype, p.device, tol, max_iter)
+    opts = _options(p.dtype, p.device, tol, max_iter, method)
     x, z, y, status, iters, _ = _QPFunction.apply(Q, p, G, h, A, b, opts)
     x = x.reshape(*batch, n)
     info = None

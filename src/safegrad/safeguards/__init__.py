@@ -15,6 +15,10 @@ Every safeguard is a parameter-free ``torch.nn.Module`` with
 :class:`~safegrad.sets.Box`, :class:`~safegrad.sets.Zonotope`) for the first two and a
 :class:`CBFConstraints` for the CBF layers.  Gradient modes ``exact | passthrough | none`` and
 :func:`regularisation_loss` (Eq. 17) apply to all of them.
+
+Integration points (issue 5 item 6): :class:`SafeguardWrapper` (environment side, ``step``
+safeguards and monitors) and :class:`SafeguardLayer` (policy side, the last policy layer);
+``safegrad.make(env_id, safeguard=...)`` builds the wrapped task.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from safegrad.safeguards.cbf import (
     composite_barrier,
     project_halfspace_box,
 )
+from safegrad.safeguards.layer import SafeguardLayer
 from safegrad.safeguards.projection import BoundaryProjection
 from safegrad.safeguards.ray_mask import CENTRES, RAY_MAPS, RayMask, ray_profile
+from safegrad.safeguards.wrapper import LastActions, SafeguardWrapper, env_safe_set_fn
 
 __all__ = [
     "Safeguard",
@@ -46,6 +52,10 @@ __all__ = [
     "CBFQP",
     "CBFConstraints",
     "regularisation_loss",
+    "SafeguardWrapper",
+    "SafeguardLayer",
+    "LastActions",
+    "env_safe_set_fn",
     "composite_barrier",
     "project_halfspace_box",
     "ray_profile",
