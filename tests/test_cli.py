@@ -35,3 +35,12 @@ def test_envs_lists_tasks(capsys):
 
 def test_demo_passes_its_own_checks():
     assert main(["demo", "--seed", "1"]) == 0
+
+
+def test_rci_verify_passes_for_shipped_pendulum_set():
+    assert main(["rci", "verify", "BalancePendulum-v0", "--transitions", "2000"]) == 0
+
+
+def test_rci_verify_fails_for_enlarged_set():
+    # The same check must be able to fail: the set scaled up by 10 % is not invariant.
+    assert main(["rci", "verify", "BalancePendulum-v0", "--transitions", "2000", "--scale", "1.1"]) != 0

@@ -114,7 +114,8 @@ def make(
         cls = envs.env_spec(env_id).load()
         if not callable(getattr(cls, "cbf_constraints", None)):
             cbf_tasks = [
-                e for e in envs.list_envs()
+                e
+                for e in envs.list_envs()
                 if callable(getattr(envs.env_spec(e).load(), "cbf_constraints", None))
             ]
             raise ValueError(

@@ -6,6 +6,9 @@ Verbs available in this release (the full training CLI comes with the experiment
     safegrad envs                 list the registered tasks
     safegrad bench qp [...]       QP/LP solver benchmark (ours vs qpth, cvxpylayers, proxsuite)
     safegrad bench envs [...]     environment throughput benchmark
+    safegrad bench safeguards     safeguards vs their cvxpylayers formulation
+    safegrad rci compute ENV_ID   synthesise a task's robust control invariant set
+    safegrad rci verify ENV_ID    check a shipped set's certificate + falsification run
 
 Each verb has ``--help``.
 """
@@ -18,6 +21,12 @@ import sys
 BENCHMARKS = {
     "qp": ("safegrad.bench.qp", "batched QP/LP solver vs the reference backends"),
     "envs": ("safegrad.bench.envs", "vector-environment throughput and differentiable rollouts"),
+    "safeguards": ("safegrad.bench.safeguards", "safeguards vs their cvxpylayers formulation"),
+}
+
+# Verbs whose arguments are parsed by the module that implements them.
+FORWARDED = {
+    "rci": ("safegrad.invariance.cli", "robust control invariant sets: compute | verify ENV_ID"),
 }
 
 
@@ -35,10 +44,9 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+def _run_module(module_name: str, rest: list[str]) -> int:
     import importlib
 
-    module_name, _ = BENCHMARKS[args.which]
     module = importlib.import_module(module_name)
     return int(module.main(rest) or 0)
 
@@ -65,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmarks: " + "; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()),
     )
     bench.add_argument("which", choices=sorted(BENCHMARKS))
+    for verb, (_, text) in FORWARDED.items():
+        sub.add_parser(verb, help=text + " (try `safegrad " + verb + " --help`)", add_help=False)
     return parser
 
 
@@ -73,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # `bench NAME ...` forwards everything after NAME to the benchmark's own parser.
     if len(argv) >= 2 and argv[0] == "bench" and argv[1] in BENCHMARKS:
-        args = parser.parse_args(argv[:2])
-        return _cmd_bench(args, argv[2:])
+        return _run_module(BENCHMARKS[argv[1]][0], argv[2:])
+    if argv and argv[0] in FORWARDED:
+        return _run_module(FORWARDED[argv[0]][0], argv[1:])
     args = parser.parse_args(argv)
     if args.verb is None:
         parser.print_help()

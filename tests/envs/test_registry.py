@@ -41,7 +41,12 @@ def test_make_defaults_match_the_specs(env_id):
 
 
 def test_top_level_reexports():
-    assert safegrad.make is make and safegrad.list_envs is list_envs
+    # safegrad.make is where a task and a safeguard meet; without a safeguard it is envs.make.
+    assert safegrad.list_envs is list_envs
+    a = safegrad.make("BalancePendulum-v0", num_envs=2, seed=3)
+    b = make("BalancePendulum-v0", num_envs=2, seed=3)
+    assert type(a) is type(b)
+    assert torch.equal(a.reset()[0], b.reset()[0])
 
 
 def test_unknown_env_id_suggests_close_matches():

@@ -27,6 +27,15 @@ F64 = torch.float64
 STEPS = 150
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small batches: intra-op threads only add contention on a shared CPU
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _norm_residual(P, a):
     """Largest unit-row residual of ``a`` in ``P ∩ [-1, 1]^m``, per element."""
     nrm = torch.linalg.vector_norm(P.C, dim=-1).clamp_min(1e-300)
@@ -118,9 +127,7 @@ def test_gradients_match_finite_differences():
     x0 = torch.tensor([[1.0, 3.0], [2.0, 4.0], [-1.0, -3.0]], dtype=F64)
     acts = torch.tensor([[[0.3], [-0.5], [0.7]], [[-0.2], [0.4], [0.1]], [[0.6], [-0.3], [-0.8]]])
     acts = acts.to(F64)
-    env = safegrad.make(
-        "BalancePendulum-v0", num_envs=3, seed=0, dtype=F64, safeguard="ray-mask"
-    )
+    env = safegrad.make("BalancePendulum-v0", num_envs=3, seed=0, dtype=F64, safeguard="ray-mask")
 
     def ret(a, x):
         env.reset(seed=5, options={"state": x})
@@ -175,7 +182,7 @@ def test_passthrough_wrapper_is_identity_backward():
         safeguard_kwargs={"grad_mode": "passthrough"},
     )
     env.reset()
-    a = (1.5 * (2 * torch.rand(6, 2, generator=torch.Generator().manual_seed(0), dtype=F64) - 1))
+    a = 1.5 * (2 * torch.rand(6, 2, generator=torch.Generator().manual_seed(0), dtype=F64) - 1)
     a.requires_grad_(True)
     _, _, _, _, info = env.step(a)
     assert bool(info["intervened"].any())
@@ -242,8 +249,12 @@ def test_make_routes_and_errors():
     assert isinstance(w.safeguard, CompositeCBF) and w.safeguard.kappa == w.unwrapped.kappa
     w = safegrad.make("ReachAvoid-v0", num_envs=2, safeguard="cbf-qp")
     assert isinstance(w.safeguard, CBFQP)
-    w = safegrad.make("BalancePendulum-v0", num_envs=2, safeguard="ray-mask-tanh",
-                      safeguard_kwargs={"centre": "chebyshev"})
+    w = safegrad.make(
+        "BalancePendulum-v0",
+        num_envs=2,
+        safeguard="ray-mask-tanh",
+        safeguard_kwargs={"centre": "chebyshev"},
+    )
     assert isinstance(w.safeguard, RayMask) and w.safeguard.map == "tanh"
     assert w.safeguard.centre == "chebyshev"
     w = safegrad.make("BalancePendulum-v0", num_envs=2, safeguard=BoundaryProjection())
@@ -265,8 +276,9 @@ def test_make_routes_and_errors():
     with pytest.raises(TypeError, match="Safeguard"):
         safegrad.make("BalancePendulum-v0", safeguard=3)
     with pytest.raises(ValueError, match="grad_mode"):
-        safegrad.make("BalancePendulum-v0", safeguard="ray-mask",
-                      safeguard_kwargs={"grad_mode": "bogus"})
+        safegrad.make(
+            "BalancePendulum-v0", safeguard="ray-mask", safeguard_kwargs={"grad_mode": "bogus"}
+        )
     with pytest.raises(TypeError, match="cbf_constraints"):
         SafeguardWrapper(safegrad.make("BalancePendulum-v0", num_envs=2), CBFQP())
     with pytest.raises(ValueError, match="shape"):

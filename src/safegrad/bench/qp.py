@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="problems per size checked against cvxpy+Clarabel (0 disables)",
     )
+    ap.add_argument(
+        "--safeguard-sizes",
+        action="store_true",
+        help="also time the sizes of the safeguards' projections: n in {1,2,3} x m in "
+        "{4,8,30} at batch 16",
+    )
     ap.add_argument("--out", default="benchmarks", help="output directory (qp.json, qp.md)")
     ap.add_argument(
         "--quick", action="store_true", help="smoke run: batches 1,64, sizes 2x4,8x16, 1 repeat"
@@ -212,12 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     cells, ref_checks = [], {}
     last: dict[tuple, tuple[int, float]] = {}  # (solver, n, m, mode) -> (B, seconds per call)
     t_start = time.perf_counter()
-    for n, m in args.sizes:
+    jobs = [(n, m, sorted(args.batches)) for n, m in args.sizes]
+    if args.safeguard_sizes:
+        jobs += [(n, m, [16]) for n in (1, 2, 3) for m in (4, 8, 30)]
+    for n, m, batches in jobs:
         if args.ref_check:
             P = random_qp(args.ref_check, n, m, seed=args.seed + 1000)
             xr, _ = reference_solve(P["Q"], P["p"], P["G"], P["h"])
             ref_checks[f"{n}x{m}"] = float((xr - P["x"]).abs().max())
-        for B in sorted(args.batches):
+        for B in batches:
             P = random_qp(B, n, m, seed=args.seed, dtype=dtype, device=device)
             weight = torch.randn(B, n, generator=torch.Generator().manual_seed(1), dtype=dtype)
             weight = weight.to(device)

@@ -14,6 +14,9 @@ Algorithm and why (details, tolerances and measurements in docs/qp.md):
   per iteration, which this formulation keeps at ~60. An active-set method would be faster for
   n = 1-2 but needs a data-dependent number of pivots per problem (bad for batching) and is fragile
   with degenerate/parallel constraints.
+* **Enumeration** (``method="auto"|"enum"``): small strictly convex QPs are solved by
+  enumerating all candidate active sets at once (Schur complement with ``Q^{-1}``, lock-step
+  elimination of the padded small systems); problems it cannot solve fall back to the IPM.
 * **Polish**: the IPM's active set (``z_i > s_i``) defines an equality-constrained KKT system that
   is solved directly (regularised LU + iterative refinement); the polished point is accepted per
   problem only if it satisfies all KKT conditions, giving ~1e-12 accuracy in float64 instead of the

@@ -123,14 +123,27 @@ class _QPFunction(torch.autograd.Function):
         ptol, dtol = opts.tol * scale_p, opts.tol * scale_d
 
         def polish(
-            active, status, z, y, Qs=Qs, Gs=Gs, As=As, pc=pc, hs=hs, bs=bs, ptol=ptol, dtol=dtol
+            active,
+            status,
+            z,
+            y,
+            keep_lam=False,
+            Qs=Qs,
+            Gs=Gs,
+            As=As,
+            pc=pc,
+            hs=hs,
+            bs=bs,
+            ptol=ptol,
+            dtol=dtol,
         ):
             """Active-set KKT solve; accepted where it satisfies every KKT condition to tol.
 
             Solved for the multiplier *correction* from the IPM's ``(z, y)``: where the active
             rows are dependent the multipliers are not unique, and the min-norm correction keeps
             them next to the IPM's nonnegative ones instead of the min-norm multipliers, which can
-            have either sign (e.g. a zero-width slab ``g'x <= c, -g'x <= -c``)."""
+            have either sign (e.g. a zero-width slab ``g'x <= c, -g'x <= -c``). With
+            ``keep_lam`` (exact multipliers from the enumeration) the correction is dropped."""
             B = pc.shape[0]
             kkt = build_active_kkt(Qs, Gs, As, active, opts.delta, opts.refine)
             ma = kkt.idx.shape[1]
@@ -143,7 +156,7 @@ class _QPFunction(torch.autograd.Function):
                 1,
             )
             w = kkt.solve(rhs)
-            xp, lam = w[:, :n], w[:, n:] + lam0
+            xp, lam = w[:, :n], (lam0 if keep_lam else w[:, n:] + lam0)
             zp = torch.zeros(B, m, 1, dtype=dtype, device=device)
             zp = zp.scatter(1, kkt.idx.unsqueeze(-1), lam[:, :ma] * kkt.mask[:, :ma])
             yp = lam[:, ma:]
@@ -191,16 +204,15 @@ class _QPFunction(torch.autograd.Function):
             return x, z, y, status, st.iterations.squeeze(-1), kkt
 
         if m > 0 and B > 0 and _use_enum(opts.method, B, n, m, k):
-            # the enumerated candidate is already a KKT point (primal and dual feasibility
-            # checked, stationarity and complementarity by construction), so the forward takes it
-            # as is; the active-set KKT system is factored only for the backward. Re-solving it
-            # (the IPM's polish) would spoil exact multipliers on dependent active rows.
-            found, active, x, z, y = enumerate_active_set(Qs, pc, Gs, hs, As, bs, ptol, dtol)
-            kkt = build_active_kkt(Qs, Gs, As, active, opts.delta, opts.refine)
-            rdual = torch.baddbmm(torch.baddbmm(pc, Qs, x), Gs.mT, z)
-            if k > 0:
-                rdual = torch.baddbmm(rdual, As.mT, y)
-            good = found & (_amax_abs(rdual) <= dtol).squeeze(-1)
+            # the enumerated candidate is a KKT point (primal and dual feasibility checked,
+            # stationarity and complementarity by construction). Its x is recomputed from the
+            # active-set KKT system (factored anyway for the backward), which avoids the
+            # cancellation in x_u - Q^{-1} C' lambda when Q is ill-conditioned; its multipliers
+            # are kept (the min-norm correction would spoil exact multipliers on dependent rows).
+            found, active, _, ze, ye = enumerate_active_set(Qs, pc, Gs, hs, As, bs, ptol, dtol)
+            status = torch.where(found, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
+            kkt, x, z, y, good = polish(active, status, ze, ye, keep_lam=True)
+            good = good & found
             status = torch.where(good, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
             iters = torch.zeros(B, dtype=torch.long, device=device)
             bad = (~good).nonzero().squeeze(-1)
