@@ -60,7 +60,7 @@ def enumerate_active_set(
     b: Tensor,
     ptol: Tensor,
     dtol: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Solve a batch of strictly convex QPs by enumerating active sets (module docstring).
 
     Shapes (rows of ``G``, ``A`` normalised): ``Q (B,n,n)`` symmetric, ``p (B,n,1)``,
@@ -72,7 +72,9 @@ def enumerate_active_set(
         (rows tight at the solution within ``ptol``: the chosen subset plus any other tight rows,
         e.g. duplicates, so the backward sees the same degenerate active set as the IPM's),
         ``x (B, n, 1)``, ``z (B, m, 1)``, ``y (B, k, 1)``: the chosen candidate (a KKT point to
-        the tolerances; meaningless where not found).
+        the tolerances; meaningless where not found), ``clean (B,)`` bool: ``x`` is free of
+        cancellation (``|x_u|_inf <= 1e3 (1 + |x|_inf)``), so it can be used as is; elsewhere
+        (e.g. ``Q = 1e-6 I``) the caller recomputes it from the active-set KKT system.
     """
     B, n = p.shape[0], p.shape[1]
     m, k = G.shape[1], A.shape[1]
@@ -97,45 +99,51 @@ def enumerate_active_set(
     Mc[:, k + m :, k + m : r1] += torch.eye(s, dtype=dtype, device=device)  # dummies: M = I, c = 0
     Mc[:, :, -1:] -= d
 
-    # gather the (t, t+1) augmented systems [M_TT | c_T] of every subset, eliminate in lock-step
+    # gather the (t, t+1) augmented systems [M_TT | c_T] of every subset and eliminate them in
+    # lock-step. Layout (t, t + 1, N, B): the batch is innermost, so every elimination step is a
+    # few elementwise ops on contiguous blocks (much cheaper than strided (B, N, t, t+1) views).
     flat = T.unsqueeze(-1) * (r1 + 1) + torch.cat([T, T.new_full((N, 1), r1)], -1).unsqueeze(1)
-    S = Mc.reshape(B, -1).index_select(1, flat.reshape(-1)).view(B, N, t, t + 1)
-    D0 = Mc[:, :, :-1].diagonal(dim1=-2, dim2=-1).index_select(1, T.reshape(-1)).view(B, N, t)
-    ok = pd.view(B, 1).expand(B, N).clone()
+    McT = Mc.reshape(B, -1).mT  # (r1 * (r1 + 1), B)
+    S = McT.index_select(0, flat.permute(1, 2, 0).reshape(-1)).view(t, t + 1, N, B)
+    D0 = McT.index_select(0, (T * (r1 + 2)).mT.reshape(-1)).view(t, N, B)
+    ok = pd.view(1, B).expand(N, B).clone()
     piv_tol = eps**0.5
     pivots = []
     for j in range(t):
-        dj = S[..., j, j]
-        ok &= dj > piv_tol * D0[..., j]
+        dj = S[j, j]
+        ok &= dj > piv_tol * D0[j]
         dj = torch.where(ok, dj, 1.0)
         pivots.append(dj)
         if j + 1 < t:
-            lj = S[..., j + 1 :, j] / dj.unsqueeze(-1)  # (B, N, t-j-1)
-            S[..., j + 1 :, j + 1 :] -= lj.unsqueeze(-1) * S[..., j : j + 1, j + 1 :]
-    lam = S.new_empty(B, N, t)
+            lj = S[j + 1 :, j] / dj  # (t-j-1, N, B)
+            S[j + 1 :, j + 1 :] -= lj.unsqueeze(1) * S[j, j + 1 :].unsqueeze(0)
+    lam = [None] * t
     for j in range(t - 1, -1, -1):
-        acc = S[..., j, t]
-        if j + 1 < t:
-            acc = acc - (S[..., j, j + 1 : t] * lam[..., j + 1 :]).sum(-1)
-        lam[..., j] = acc / pivots[j]
-    lam = torch.where(ok.unsqueeze(-1), lam, 0.0)
+        acc = S[j, t]
+        for i in range(j + 1, t):
+            acc = acc - S[j, i] * lam[i]
+        lam[j] = torch.where(ok, acc / pivots[j], 0.0)
+    lamT = torch.stack(lam)  # (t, N, B)
 
-    # candidates x_T = x_u - W_T lambda_T, (B, n, N); primal and dual feasibility
-    WT = Wx.index_select(2, T.reshape(-1)).view(B, n, N, t)
-    X = Wx[:, :, -1:] - (WT * lam.unsqueeze(1)).sum(-1)
-    r = torch.baddbmm(-h, G, X)  # (B, m, N)
-    ok &= r.amax(1) <= ptol
+    # candidates x_T = x_u - W_T lambda_T: scatter lambda_T into (B, r1, N) (rows of R_ext),
+    # then two batched matmuls give X (B, n, N) and the residuals r = G X - h (B, m, N)
+    Lf = lamT.new_zeros(r1, N, B).scatter_(0, T.mT.unsqueeze(-1).expand(t, N, B), lamT)
+    X = torch.baddbmm(Wx[:, :, -1:], Wx[:, :, :-1], Lf.permute(2, 0, 1).contiguous(), alpha=-1.0)
+    r = torch.baddbmm(-h, G, X).permute(1, 2, 0)  # (m, N, B)
+    ok &= r.amax(0) <= ptol.view(1, B)
     if s > 0:
-        ok &= lam[..., k:].amin(-1) >= -dtol
-    found = ok.any(-1)
-    pick = ok.to(torch.uint8).argmax(-1)  # first valid candidate (smallest active set)
+        ok &= lamT[k:].amin(0) >= -dtol.view(1, B)
+    found = ok.any(0)
+    pick = ok.to(torch.uint8).argmax(0)  # (B,) first valid candidate (smallest active set)
 
-    rr = r.gather(2, pick.view(B, 1, 1).expand(B, m, 1)).squeeze(-1)  # (B, m)
-    x = X.gather(2, pick.view(B, 1, 1).expand(B, n, 1))  # (B, n, 1)
-    lam_p = lam.gather(1, pick.view(B, 1, 1).expand(B, 1, t)).squeeze(1)  # (B, t)
+    ar = torch.arange(B, device=device)
+    rr = r[:, pick, ar].mT  # (B, m)
+    x = X[ar, :, pick].unsqueeze(-1)  # (B, n, 1)
+    lam_p = lamT[:, pick, ar].mT  # (B, t)
     T_p = T.index_select(0, pick)  # (B, t)
     z = torch.zeros(B, r1, dtype=dtype, device=device).scatter(1, T_p[:, k:], lam_p[:, k:])
     z = z[:, k : k + m].unsqueeze(-1)
     y = lam_p[:, :k].unsqueeze(-1)
     active = (rr >= -ptol) & found.unsqueeze(-1)
-    return found, active, x, z, y
+    clean = Wx[:, :, -1].abs().amax(-1) <= 1e3 * (1.0 + x.abs().amax((-2, -1)))
+    return found, active, x, z, y, clean

@@ -205,14 +205,21 @@ class _QPFunction(torch.autograd.Function):
 
         if m > 0 and B > 0 and _use_enum(opts.method, B, n, m, k):
             # the enumerated candidate is a KKT point (primal and dual feasibility checked,
-            # stationarity and complementarity by construction). Its x is recomputed from the
-            # active-set KKT system (factored anyway for the backward), which avoids the
-            # cancellation in x_u - Q^{-1} C' lambda when Q is ill-conditioned; its multipliers
-            # are kept (the min-norm correction would spoil exact multipliers on dependent rows).
-            found, active, _, ze, ye = enumerate_active_set(Qs, pc, Gs, hs, As, bs, ptol, dtol)
-            status = torch.where(found, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
-            kkt, x, z, y, good = polish(active, status, ze, ye, keep_lam=True)
-            good = good & found
+            # stationarity and complementarity by construction). Where x_u - Q^{-1} C' lambda
+            # cancels (Q ill-conditioned, e.g. 1e-6 I) x is recomputed from the active-set KKT
+            # system and re-checked (polish); its multipliers are kept (the min-norm correction
+            # would spoil exact multipliers on dependent rows).
+            found, active, xe, ze, ye, clean = enumerate_active_set(
+                Qs, pc, Gs, hs, As, bs, ptol, dtol
+            )
+            if bool((clean | ~found).all()):  # one host sync (free on CPU)
+                # fast path: the candidate is a KKT point to the tolerances and free of
+                # cancellation; the active-set KKT system is built lazily in the backward
+                x, z, y, good, kkt = xe, ze.clamp_min(0.0), ye, found, None
+            else:
+                status = torch.where(found, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
+                kkt, x, z, y, good = polish(active, status, ze, ye, keep_lam=True)
+                good = good & found
             status = torch.where(good, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
             iters = torch.zeros(B, dtype=torch.long, device=device)
             bad = (~good).nonzero().squeeze(-1)
@@ -247,7 +254,6 @@ class _QPFunction(torch.autograd.Function):
                 int(QPStatus.SOLVED),
                 torch.where(eq_bad, int(QPStatus.PRIMAL_INFEASIBLE), int(QPStatus.DUAL_INFEASIBLE)),
             )
-        ma = kkt.idx.shape[1]
 
         # ---- outputs in the original row scaling; documented values for failed problems
         ok = (status == ok_codes[0]) | (status == ok_codes[1])
@@ -261,8 +267,8 @@ class _QPFunction(torch.autograd.Function):
             z_out = torch.where(ok3, z_out, torch.where(pinf3, z_out / cert_norm, 0.0))
             y_out = torch.where(ok3, y_out, torch.where(pinf3, y_out / cert_norm, 0.0))
         z_out, y_out = torch.nan_to_num(z_out), torch.nan_to_num(y_out)
-        lam_a = torch.cat([_gather(z, kkt.idx) * kkt.mask[:, :ma], y], 1)
-        saved = (Qs, Gs, As, nuG, nuA, x, lam_a, kkt, ok3)
+        lazy = (active, opts.delta, opts.refine) if kkt is None else None
+        saved = (Qs, Gs, As, nuG, nuA, x, z, y, kkt, lazy, ok3)
         return x.squeeze(-1), z_out.squeeze(-1), y_out.squeeze(-1), status, iters, saved
 
     @staticmethod
@@ -274,13 +280,16 @@ class _QPFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gx, _gz, _gy, _gs, _gi, _gsaved):
-        Qs, Gs, As, nuG, nuA, x, lam_a, kkt, ok3 = ctx.saved
+        Qs, Gs, As, nuG, nuA, x, z, y, kkt, lazy, ok3 = ctx.saved
+        if gx is None:
+            return (None,) * 7
+        if kkt is None:  # enumeration fast path: factor the active-set KKT system only now
+            kkt = build_active_kkt(Qs, Gs, As, *lazy)
         kkt: ActiveKKT
         B, n = x.shape[0], x.shape[1]
         m, k = Gs.shape[1], As.shape[1]
         ma = kkt.idx.shape[1]
-        if gx is None:
-            return (None,) * 7
+        lam_a = torch.cat([_gather(z, kkt.idx) * kkt.mask[:, :ma], y], 1)
         g = gx.unsqueeze(-1)
         w = kkt.solve(torch.cat([g, torch.zeros_like(lam_a)], 1))
         u, v = w[:, :n] * ok3, w[:, n:] * ok3
