@@ -43,4 +43,7 @@ def test_rci_verify_passes_for_shipped_pendulum_set():
 
 def test_rci_verify_fails_for_enlarged_set():
     # The same check must be able to fail: the set scaled up by 10 % is not invariant.
-    assert main(["rci", "verify", "BalancePendulum-v0", "--transitions", "2000", "--scale", "1.1"]) != 0
+    assert (
+        main(["rci", "verify", "BalancePendulum-v0", "--transitions", "2000", "--scale", "1.1"])
+        != 0
+    )
