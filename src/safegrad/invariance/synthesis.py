@@ -107,7 +107,13 @@ def solve_template_rci(
     Returns:
         :class:`SynthesisResult`; raises ``RuntimeError`` if the program is infeasible.
     """
-    import cvxpy as cp
+    try:
+        import cvxpy as cp
+    except ImportError as exc:  # offline synthesis only; verification and the tasks need no cvxpy
+        raise ImportError(
+            "RCI synthesis needs cvxpy (and clarabel): pip install 'safegrad[baselines]' "
+            "or python scripts/install.py --baselines"
+        ) from exc
 
     A, B, f0 = lm.A, lm.B, lm.f0
     T = np.asarray(template, dtype=np.float64)
