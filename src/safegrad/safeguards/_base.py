@@ -106,38 +106,23 @@ def flat(t: Tensor, batch: tuple[int, ...], core: int) -> Tensor:
 
 
 class _StraightThrough(torch.autograd.Function):
-    """Forward: ``a_s`` (computed without graph). Backward: the upstream gradient, unchanged, to
-    the action only (``∂a_s/∂a := I``; scope ``"action"``)."""
+    """Forward: ``a_s`` as given. Backward: the upstream gradient, unchanged, to the action
+    (``∂a_s/∂a := I``). With ``keep_set=False`` (scope ``"action"``) ``a_s`` arrives detached and
+    nothing else gets a gradient; with ``keep_set=True`` (scope ``"action+set"``) ``a_s`` is
+    ``g(a.detach(), set)`` and the same gradient also flows into its own graph, which reaches the
+    safe-set parameters only."""
 
     @staticmethod
-    def forward(action, safe_action):
+    def forward(action, safe_action, keep_set):
         return safe_action.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        pass
+        ctx.keep_set = inputs[2]
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, None
-
-
-class _StraightThroughKeepSet(torch.autograd.Function):
-    """Forward: ``a_s = g(a.detach(), set)``. Backward: the upstream gradient unchanged to the
-    action and also into ``a_s``'s own graph, which reaches the safe-set parameters only (scope
-    ``"action+set"``)."""
-
-    @staticmethod
-    def forward(action, safe_action):
-        return safe_action.clone()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, grad
+        return grad, (grad if ctx.keep_set else None), None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,10 +218,10 @@ class Safeguard(nn.Module):
         elif self.passthrough_scope == "action":
             with torch.no_grad():
                 a_s, info = self._safeguard(action.detach(), safe_set, fallback, **kw)
-            a_s = _StraightThrough.apply(action, a_s.detach())
+            a_s = _StraightThrough.apply(action, a_s.detach(), False)
         else:  # passthrough, scope "action+set"
             a_s_set, info = self._safeguard(action.detach(), safe_set, fallback, **kw)
-            a_s = _StraightThroughKeepSet.apply(action, a_s_set)
+            a_s = _StraightThrough.apply(action, a_s_set, True)
         info = {k: v.detach() if isinstance(v, Tensor) else v for k, v in info.items()}
         if self.strict:
             fb = info["fallback"]
