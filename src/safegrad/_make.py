@@ -11,51 +11,13 @@ from typing import Any
 
 import torch
 
+# the names live in safegrad.safeguards.registry (algos build policy-side safeguards there);
+# re-exported here: safegrad._make.SAFEGUARDS / build_safeguard stay importable
+from safegrad.safeguards.registry import CBF_SAFEGUARDS as _CBF
+from safegrad.safeguards.registry import SAFEGUARDS, build_safeguard
+from safegrad.safeguards.registry import safeguard_choices as _choices
+
 __all__ = ["make", "SAFEGUARDS", "build_safeguard"]
-
-#: safeguard names accepted by :func:`make` -> one-line description
-SAFEGUARDS: dict[str, str] = {
-    "boundary-projection": "BoundaryProjection(): Euclidean projection onto A ∩ A_s",
-    "ray-mask": "RayMask('linear', centre='zonotope')",
-    "ray-mask-tanh": "RayMask('tanh', centre='zonotope') (hyperbolic ray mask)",
-    "composite-cbf": "CompositeCBF(kappa=env.kappa, alpha=env.cbf_alpha) (CBF tasks only)",
-    "cbf-qp": "CBFQP(alpha=env.cbf_alpha) (CBF tasks only)",
-}
-_CBF = ("composite-cbf", "cbf-qp")
-
-
-def _choices() -> str:
-    return ", ".join(repr(k) for k in SAFEGUARDS) + " or None"
-
-
-def build_safeguard(name: str, env: Any = None, **kwargs: Any):
-    """The safeguard module for ``name`` (see :data:`SAFEGUARDS`).
-
-    For the CBF layers ``kappa`` / ``alpha`` default to the task's ``env.kappa`` /
-    ``env.cbf_alpha`` (the values its ``safe_action_set`` and reset use) when ``env`` has them.
-    ``kwargs`` go to the constructor (``grad_mode``, ``centre``, ``action_box``, ...).
-    """
-    from safegrad import safeguards as sg
-
-    if not isinstance(name, str) or name not in SAFEGUARDS:
-        raise ValueError(f"unknown safeguard {name!r}; expected one of {_choices()}")
-    if name == "boundary-projection":
-        return sg.BoundaryProjection(**kwargs)
-    if name in ("ray-mask", "ray-mask-tanh"):
-        if "map" in kwargs:
-            raise TypeError(
-                f"safeguard {name!r} fixes the map; use 'ray-mask' (linear) or 'ray-mask-tanh'"
-            )
-        return sg.RayMask("linear" if name == "ray-mask" else "tanh", **kwargs)
-    if name == "composite-cbf":
-        if env is not None and hasattr(env, "kappa"):
-            kwargs.setdefault("kappa", env.kappa)
-        if env is not None and hasattr(env, "cbf_alpha"):
-            kwargs.setdefault("alpha", env.cbf_alpha)
-        return sg.CompositeCBF(**kwargs)
-    if env is not None and hasattr(env, "cbf_alpha"):
-        kwargs.setdefault("alpha", env.cbf_alpha)
-    return sg.CBFQP(**kwargs)
 
 
 def make(

@@ -34,13 +34,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from safegrad.algos._common import (
+    DTYPES,
+    SCHEDULES,
+    check_device_dtype,
+    check_env,
+    check_learn_args,
+    env_rollout_state,
+    evaluate_policy,
+    is_safeguarded,
+    restore_env_rollout_state,
+    scheduled_lr,
+    set_lr,
+)
 from safegrad.algos._config import ConfigMixin
 from safegrad.algos.networks import ACTIVATIONS, TanhGaussianPolicy, ValueCritic
 
 __all__ = ["SHAC", "SHACConfig", "td_lambda_targets", "shac_policy_objective"]
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-_SCHEDULES = ("constant", "linear")
 
 
 @dataclass
@@ -120,9 +130,9 @@ class SHACConfig(ConfigMixin):
         if self.c_reg < 0:
             raise ValueError(f"SHACConfig.c_reg={self.c_reg} must be >= 0")
         for name in ("actor_lr_schedule", "critic_lr_schedule"):
-            if getattr(self, name) not in _SCHEDULES:
+            if getattr(self, name) not in SCHEDULES:
                 raise ValueError(
-                    f"SHACConfig.{name}={getattr(self, name)!r}; expected one of {_SCHEDULES}"
+                    f"SHACConfig.{name}={getattr(self, name)!r}; expected one of {SCHEDULES}"
                 )
         for name in ("actor_activation", "critic_activation"):
             if getattr(self, name) not in ACTIVATIONS:
@@ -134,12 +144,7 @@ class SHACConfig(ConfigMixin):
             raise ValueError(
                 f"SHACConfig.reg_reduction={self.reg_reduction!r}; expected 'mean' or 'mse'"
             )
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"SHACConfig.dtype={self.dtype!r}; expected one of {list(_DTYPES)}")
-        try:
-            torch.device(self.device)
-        except RuntimeError as err:
-            raise ValueError(f"SHACConfig.device={self.device!r} is not a torch device") from err
+        check_device_dtype(self)
 
 
 # ---------------------------------------------------------------------------- pure functions
@@ -224,21 +229,6 @@ def shac_policy_objective(
     return -total.sum() / normaliser
 
 
-def _unwrap(env: Any) -> Any:
-    return getattr(env, "unwrapped", env)
-
-
-def _is_safeguarded(env: Any) -> bool:
-    from safegrad.safeguards import SafeguardWrapper
-
-    e = env
-    while e is not None:
-        if isinstance(e, SafeguardWrapper):
-            return e.safeguard is not None
-        e = getattr(e, "env", None)
-    return False
-
-
 # ---------------------------------------------------------------------------- the agent
 class SHAC:
     """Short-horizon actor-critic (spec A §4.2) on a differentiable torch vector env.
@@ -262,28 +252,11 @@ class SHAC:
         if overrides:
             config = config.replace(**overrides)
         self.config = cfg = config
-        self.dtype = _DTYPES[cfg.dtype]
+        self.dtype = DTYPES[cfg.dtype]
         self.device = torch.device(cfg.device)
-        for attr in ("state", "detach", "num_envs", "single_observation_space"):
-            if not hasattr(env, attr):
-                raise TypeError(
-                    f"env must be a safegrad torch vector env (with {attr!r}), "
-                    f"got {type(env).__name__}"
-                )
-        if getattr(env, "dtype", self.dtype) != self.dtype:
-            raise ValueError(
-                f"env dtype {env.dtype} != config dtype {cfg.dtype}; make the env with "
-                f"dtype=torch.{cfg.dtype} or set dtype={str(env.dtype).split('.')[-1]!r}"
-            )
-        env_dev = torch.device(getattr(env, "device", self.device))
-        if env_dev.type != self.device.type or (
-            env_dev.index is not None
-            and self.device.index is not None
-            and env_dev.index != self.device.index
-        ):
-            raise ValueError(f"env device {env_dev} != config device {cfg.device}")
+        check_env(env, self.dtype, self.device, cfg)
         self.env = env
-        self.safeguarded = _is_safeguarded(env)
+        self.safeguarded = is_safeguarded(env)
         if cfg.c_reg > 0 and not self.safeguarded:
             raise ValueError(
                 f"c_reg={cfg.c_reg} > 0 needs a safeguarded env (safegrad.make(..., "
@@ -336,12 +309,6 @@ class SHAC:
             obs, _ = self.env.reset(seed=self.config.seed)
             self._obs = self._as_obs(obs).detach()
             self._prev_done = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-
-    @staticmethod
-    def _lr(initial: float, final: float, schedule: str, frac: float) -> float:
-        if schedule == "constant":
-            return initial
-        return initial + (final - initial) * min(max(frac, 0.0), 1.0)
 
     # ------------------------------------------------------------------ one episode, by parts
     def _rollout(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -486,24 +453,17 @@ class SHAC:
         ``actor_lr``, ``critic_lr``, ``log_std``, ``mean_reward``, ``violations`` (this episode),
         ``steps_per_s``.  Linear LR schedules anneal over this call's ``total_steps``.
         """
-        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)):
-            raise TypeError(f"total_steps must be an int, got {total_steps!r}")
-        if total_steps < 0:
-            raise ValueError(f"total_steps={total_steps} must be >= 0")
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable or None, got {callback!r}")
+        check_learn_args(total_steps, callback)
         cfg = self.config
         per_episode = cfg.horizon * self.num_envs
         n_episodes = math.ceil(total_steps / per_episode)
         for i in range(n_episodes):
             t0 = time.perf_counter()
             frac = i * per_episode / max(total_steps, 1)
-            lr_a = self._lr(cfg.actor_lr, cfg.lr_final, cfg.actor_lr_schedule, frac)
-            lr_c = self._lr(cfg.critic_lr, cfg.lr_final, cfg.critic_lr_schedule, frac)
-            for g in self.actor_opt.param_groups:
-                g["lr"] = lr_a
-            for g in self.critic_opt.param_groups:
-                g["lr"] = lr_c
+            lr_a = scheduled_lr(cfg.actor_lr, cfg.lr_final, cfg.actor_lr_schedule, frac)
+            lr_c = scheduled_lr(cfg.critic_lr, cfg.lr_final, cfg.critic_lr_schedule, frac)
+            set_lr(self.actor_opt, lr_a)
+            set_lr(self.critic_opt, lr_c)
             loss, buf = self._rollout()
             gn_before, gn_after = self._policy_update(loss)
             targets = self._critic_targets(buf)
@@ -554,7 +514,6 @@ class SHAC:
         )
         return self.actor.sample(o, eps)
 
-    @torch.no_grad()
     def evaluate(self, env: Any, episodes: int = 1, seed: int = 0) -> dict[str, Any]:
         """Undiscounted episode return of the deterministic policy (spec A §6, P10).
 
@@ -565,68 +524,21 @@ class SHAC:
         Returns ``{"returns": list of floats (episodes), "mean": float, "violations": int,
         "interventions": int}`` (the last two from ``info`` when ``env`` is safeguarded).
         """
-        if env is self.env:
-            raise ValueError("evaluate on a separate env, not the training env (agent.env)")
-        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-            raise ValueError(f"episodes must be a positive int, got {episodes!r}")
-        n = int(env.num_envs)
-        returns: list[float] = []
-        violations = interventions = 0
-        rnd = 0
-        while len(returns) < episodes:
-            obs, _ = env.reset(seed=seed + rnd)
-            rnd += 1
-            ret = torch.zeros(n, dtype=self.dtype, device=self.device)
-            active = torch.ones(n, dtype=torch.bool, device=self.device)
-            while bool(active.any()):
-                a = self.actor.deterministic(self._as_obs(obs))
-                obs, r, term, trunc, info = env.step(a)
-                ret = ret + torch.where(active, r.to(self.dtype), 0.0)
-                if "violation" in info:
-                    violations += int((info["violation"] & active).sum())
-                if "intervened" in info:
-                    interventions += int((info["intervened"] & active).sum())
-                active = active & ~(term | trunc)
-            returns.extend(ret.tolist())
-        env.detach()
-        returns = returns[:episodes]
-        return {
-            "returns": returns,
-            "mean": float(np.mean(returns)),
-            "violations": violations,
-            "interventions": interventions,
-        }
+        return evaluate_policy(
+            env,
+            self.actor.deterministic,
+            train_env=self.env,
+            episodes=episodes,
+            seed=seed,
+            dtype=self.dtype,
+            device=self.device,
+        )
 
     # ------------------------------------------------------------------ persistence
-    def _env_snapshot(self) -> dict[str, Any]:
-        e = _unwrap(self.env)
-        snap: dict[str, Any] = {}
-        for k in ("_t", "_elapsed", "_autoreset_all", "_done", "_any_done", "_needs_reset"):
-            if hasattr(e, k):
-                v = getattr(e, k)
-                snap[k] = v.clone() if isinstance(v, Tensor) else v
-        snap["state"] = e.state.detach().clone()
-        snap["episode_params"] = {k: v.detach().clone() for k, v in e.episode_params.items()}
-        if hasattr(e, "_generator"):
-            snap["_generator"] = e._generator.get_state()
-        return snap
-
-    def _env_restore(self, snap: dict[str, Any]) -> None:
-        e = _unwrap(self.env)
-        for k, v in snap.items():
-            if k == "_generator":
-                e._generator.set_state(v)
-            elif k == "episode_params":
-                e.episode_params = {kk: vv.to(self.device) for kk, vv in v.items()}
-            elif k == "state":
-                e.state = v.to(self.device)
-            else:
-                setattr(e, k, v)
-
     def save(self, path: str | Path) -> None:
         """Save config, networks (actor, critic, target), optimisers, RNG state, counters and
-        the rollout position (the env's state, step counters and generator), so that
-        :meth:`load` resumes identically."""
+        the rollout position (``env.get_rollout_state()``: state, step counters, autoreset flags,
+        generators), so that :meth:`load` resumes identically."""
         ckpt = {
             "algo": "SHAC",
             "config": self.config.to_dict(),
@@ -641,7 +553,7 @@ class SHAC:
             "violations": self.violations,
             "obs": None if self._obs is None else self._obs.clone(),
             "prev_done": None if self._prev_done is None else self._prev_done.clone(),
-            "env": None if self._obs is None else self._env_snapshot(),
+            "env": None if self._obs is None else env_rollout_state(self.env),
         }
         torch.save(ckpt, path)
 
@@ -670,7 +582,7 @@ class SHAC:
         if ckpt["obs"] is not None:
             agent._obs = ckpt["obs"].to(agent.device)
             agent._prev_done = ckpt["prev_done"].to(agent.device)
-            agent._env_restore(ckpt["env"])
+            restore_env_rollout_state(agent.env, ckpt["env"])
         return agent
 
     def __repr__(self) -> str:

@@ -32,6 +32,7 @@ CUDA). Pass ``check_nan=False`` to skip it; non-finite actions then propagate in
 
 from __future__ import annotations
 
+import copy
 import math
 import secrets
 from collections.abc import Sequence
@@ -642,6 +643,80 @@ class TorchVectorEnv(VectorEnv):
         """
         self.state = self.state.detach()
         self.episode_params = {k: v.detach() for k, v in self.episode_params.items()}
+
+    # ------------------------------------------------------------------ rollout state
+    def get_rollout_state(self) -> dict[str, Any]:
+        """Everything needed to continue the current rollout identically (checkpoints).
+
+        A dict of detached copies: ``state (B, n)``, ``episode_params``, the step counters
+        (``t`` shared, ``elapsed (B,)`` per environment), the next-step autoreset flags
+        (``autoreset_all``, ``done (B,)``, ``any_done``, ``needs_reset``), the disturbance/reset
+        generator's state and Gymnasium's ``np_random`` state, plus ``env_id``, ``num_envs``,
+        ``state_dim`` and ``device_type`` for the checks of :meth:`set_rollout_state`.
+        ``set_rollout_state(get_rollout_state())`` on a freshly made environment of the same
+        task, ``num_envs``, dtype and device type makes its next ``step`` calls return exactly
+        what this one's would.  Subclasses with more per-rollout state extend both methods.
+        """
+        return {
+            "env_id": self.env_id,
+            "num_envs": self.num_envs,
+            "state_dim": self.state_dim,
+            "device_type": self.device.type,
+            "state": self.state.detach().clone(),
+            "episode_params": {k: v.detach().clone() for k, v in self.episode_params.items()},
+            "t": int(self._t),
+            "elapsed": self._elapsed.clone(),
+            "autoreset_all": bool(self._autoreset_all),
+            "done": self._done.clone(),
+            "any_done": bool(self._any_done),
+            "needs_reset": bool(self._needs_reset),
+            "generator": self._generator.get_state(),
+            "np_random": copy.deepcopy(self.np_random.bit_generator.state),
+        }
+
+    def set_rollout_state(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`get_rollout_state` dict (moved to this env's device and dtype).
+
+        Raises ``ValueError`` when it comes from another task, ``num_envs``, state dimension or
+        device type (a generator state does not transfer between CPU and CUDA), and
+        ``TypeError`` when ``state`` is not such a dict.
+        """
+        keys = {
+            "env_id", "num_envs", "state_dim", "device_type", "state", "episode_params", "t",
+            "elapsed", "autoreset_all", "done", "any_done", "needs_reset", "generator",
+            "np_random",
+        }  # fmt: skip
+        if not isinstance(state, dict) or not keys <= set(state):
+            missing = sorted(keys - set(state)) if isinstance(state, dict) else sorted(keys)
+            raise TypeError(
+                f"set_rollout_state needs a dict from get_rollout_state(); missing {missing}"
+            )
+        mine = {
+            "env_id": self.env_id,
+            "num_envs": self.num_envs,
+            "state_dim": self.state_dim,
+            "device_type": self.device.type,
+        }
+        for key, value in mine.items():
+            if state[key] != value:
+                raise ValueError(
+                    f"set_rollout_state: the saved rollout has {key}={state[key]!r}, this "
+                    f"environment {value!r}; restore it into the same task, num_envs and device"
+                )
+        dev = self.device
+        self.state = state["state"].to(**self._fk).clone()
+        self.episode_params = {
+            k: v.to(device=dev, dtype=self.dtype if v.is_floating_point() else v.dtype).clone()
+            for k, v in state["episode_params"].items()
+        }
+        self._t = int(state["t"])
+        self._elapsed = state["elapsed"].to(device=dev, dtype=torch.long).clone()
+        self._autoreset_all = bool(state["autoreset_all"])
+        self._done = state["done"].to(device=dev, dtype=torch.bool).clone()
+        self._any_done = bool(state["any_done"])
+        self._needs_reset = bool(state["needs_reset"])
+        self._generator.set_state(state["generator"])
+        self.np_random.bit_generator.state = copy.deepcopy(state["np_random"])
 
     # ------------------------------------------------------------------ rendering
     def render(self, env_index: int | None = None) -> np.ndarray:

@@ -285,6 +285,16 @@ class SafeguardWrapper(VectorWrapper):
         if self._last is not None:
             self._last = LastActions(self._last.raw.detach(), self._last.safe.detach())
 
+    def get_rollout_state(self) -> dict[str, Any]:
+        """The task's :meth:`~safegrad.envs.TorchVectorEnv.get_rollout_state` (the safeguard
+        is stateless; the running totals are diagnostics and not part of it)."""
+        return self.env.get_rollout_state()
+
+    def set_rollout_state(self, state: dict[str, Any]) -> None:
+        """Restore the task's rollout state (and forget the last actions)."""
+        self.env.set_rollout_state(state)
+        self._last = None
+
     def render(self, env_index: int | None = None):
         """The task's RGB frame of ``env_index`` (default ``render_env_index``)."""
         return self.env.render(env_index)
