@@ -280,3 +280,33 @@ def test_paper_protocol_pendulum_ray_mask():
     agent = SHAC(env, cfg).learn(100_000)
     res = agent.evaluate(ev, episodes=1, seed=0)
     assert res["mean"] > -30 and res["violations"] == 0 and agent.violations == 0
+
+
+def test_reset_num_timesteps_false_continues_the_lr_schedule(tmp_path):
+    """A checkpoint saved inside learn(50), loaded, then learn(30, reset_num_timesteps=False)
+    anneals exactly like the uninterrupted call (how `safegrad train --resume` works)."""
+    kw = dict(SMALL, horizon=5, seed=1, actor_lr_schedule="linear", critic_lr_schedule="linear")
+    lrs_whole = []
+
+    def cb(agent, logs):
+        lrs_whole.append(logs["actor_lr"])
+        if agent.num_steps == 20:
+            agent.save(tmp_path / "ckpt.pt")
+
+    whole = SHAC(_env(steps=7), **kw)
+    whole.learn(50, callback=cb)
+    lrs_resumed = []
+    resumed = SHAC.load(tmp_path / "ckpt.pt", _env(steps=7))
+    resumed.learn(
+        30,
+        callback=lambda a, logs: lrs_resumed.append(logs["actor_lr"]),
+        reset_num_timesteps=False,
+    )
+    assert lrs_resumed == pytest.approx(lrs_whole[2:], rel=1e-12)
+    assert lrs_whole[1] < lrs_whole[0]  # the schedule really anneals
+    for p, q in zip(whole.actor.parameters(), resumed.actor.parameters(), strict=True):
+        assert torch.equal(p, q)
+    # the default (reset) starts a new schedule at the current step
+    fresh = []
+    resumed.learn(10, callback=lambda a, logs: fresh.append(logs["actor_lr"]))
+    assert fresh[0] == pytest.approx(SHACConfig.actor_lr)

@@ -6,6 +6,7 @@ observation normaliser.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -31,6 +32,7 @@ __all__ = [
     "StepResult",
     "evaluate_policy",
     "scheduled_lr",
+    "schedule_window",
     "set_lr",
     "RunningMeanStd",
 ]
@@ -343,6 +345,26 @@ def evaluate_policy(
 
 
 # ---------------------------------------------------------------------------- schedules
+def schedule_window(agent: Any, total_steps: int, per_iter: int, reset: bool) -> tuple[int, int]:
+    """``(origin, span)`` of the learning-rate schedules for one ``learn`` call (SB3's
+    ``reset_num_timesteps`` semantics): the progress of an iteration that starts at
+    ``agent.num_steps`` is ``(num_steps - origin) / span``.
+
+    ``reset=True`` starts a new schedule at the current ``num_steps`` that runs over this call
+    (``ceil(total_steps / per_iter)`` whole iterations).  ``reset=False`` continues the schedule
+    of the earlier calls: the origin stays (``agent._lr_origin``, saved with the agent) and the
+    span grows to cover this call, so ``learn(a)`` then ``learn(b, reset_num_timesteps=False)``
+    (or a save/load in between) anneals exactly like one ``learn(a + b)`` call when ``a`` is a
+    whole number of iterations.
+    """
+    n = math.ceil(total_steps / per_iter) * per_iter
+    origin = getattr(agent, "_lr_origin", None)
+    if reset or origin is None:
+        origin = agent.num_steps
+    agent._lr_origin = origin
+    return origin, max(agent.num_steps - origin + n, 1)
+
+
 def scheduled_lr(initial: float, final: float, schedule: str, frac: float) -> float:
     """``constant``: ``initial``; ``linear``: ``initial + (final - initial) * frac`` (``frac``
     clamped to ``[0, 1]``: the fraction of the current ``learn`` call done)."""

@@ -54,6 +54,7 @@ from safegrad.algos._common import (
     evaluate_policy,
     is_safeguarded,
     restore_env_rollout_state,
+    schedule_window,
     scheduled_lr,
     set_lr,
 )
@@ -551,6 +552,7 @@ class SAC:
         self,
         total_steps: int,
         callback: Callable[[SAC, dict[str, float]], bool | None] | None = None,
+        reset_num_timesteps: bool = True,
     ) -> SAC:
         """Train for at least ``total_steps`` interactions (summed over the ``N`` environments;
         whole iterations of ``train_freq * N``).
@@ -561,17 +563,19 @@ class SAC:
         batch), ``entropy`` (``-mean log pi``), ``alpha``, ``log_std``, ``actor_lr``,
         ``critic_lr``, ``buffer_size``, ``mean_reward`` (valid slots), ``violations``,
         ``interventions`` (this iteration), ``steps_per_s``.  Linear LR schedules anneal over
-        this call's ``total_steps``.
+        this call's ``total_steps`` (``reset_num_timesteps=False``: continue the earlier calls'
+        schedule, SB3 semantics; :func:`~safegrad.algos._common.schedule_window`).
         """
         check_learn_args(total_steps, callback)
         cfg = self.config
         self._ensure_started()
         per_iter = cfg.train_freq * self.num_envs
         n_iter = math.ceil(total_steps / per_iter)
+        origin, span = schedule_window(self, total_steps, per_iter, reset_num_timesteps)
         nan = float("nan")
-        for i in range(n_iter):
+        for _ in range(n_iter):
             t0 = time.perf_counter()
-            frac = i / n_iter
+            frac = (self.num_steps - origin) / span
             lr_a = scheduled_lr(cfg.actor_lr, cfg.lr_final, cfg.actor_lr_schedule, frac)
             lr_c = scheduled_lr(cfg.critic_lr, cfg.lr_final, cfg.critic_lr_schedule, frac)
             set_lr(self.actor_opt, lr_a)
@@ -676,6 +680,7 @@ class SAC:
             "generator": self.generator.get_state(),
             "counters": {
                 "num_steps": self.num_steps,
+                "_lr_origin": getattr(self, "_lr_origin", None),
                 "num_vector_steps": self.num_vector_steps,
                 "num_updates": self.num_updates,
                 "num_iterations": self.num_iterations,

@@ -44,6 +44,7 @@ from safegrad.algos._common import (
     evaluate_policy,
     is_safeguarded,
     restore_env_rollout_state,
+    schedule_window,
     scheduled_lr,
     set_lr,
 )
@@ -443,6 +444,7 @@ class SHAC:
         self,
         total_steps: int,
         callback: Callable[[SHAC, dict[str, float]], bool | None] | None = None,
+        reset_num_timesteps: bool = True,
     ) -> SHAC:
         """Train for at least ``total_steps`` interactions (summed over the N environments;
         whole learning episodes of ``T * N``).
@@ -451,15 +453,18 @@ class SHAC:
         ``logs``: ``step``, ``episode``, ``policy_loss``, ``objective``, ``reg``,
         ``grad_norm_before``, ``grad_norm_after``, ``critic_loss``, ``critic_grad_norm``,
         ``actor_lr``, ``critic_lr``, ``log_std``, ``mean_reward``, ``violations`` (this episode),
-        ``steps_per_s``.  Linear LR schedules anneal over this call's ``total_steps``.
+        ``steps_per_s``.  Linear LR schedules anneal over this call's ``total_steps``
+        (``reset_num_timesteps=False``: continue the earlier calls' schedule, SB3 semantics;
+        :func:`~safegrad.algos._common.schedule_window`).
         """
         check_learn_args(total_steps, callback)
         cfg = self.config
         per_episode = cfg.horizon * self.num_envs
         n_episodes = math.ceil(total_steps / per_episode)
-        for i in range(n_episodes):
+        origin, span = schedule_window(self, total_steps, per_episode, reset_num_timesteps)
+        for _ in range(n_episodes):
             t0 = time.perf_counter()
-            frac = i * per_episode / max(total_steps, 1)
+            frac = (self.num_steps - origin) / span
             lr_a = scheduled_lr(cfg.actor_lr, cfg.lr_final, cfg.actor_lr_schedule, frac)
             lr_c = scheduled_lr(cfg.critic_lr, cfg.lr_final, cfg.critic_lr_schedule, frac)
             set_lr(self.actor_opt, lr_a)
@@ -549,6 +554,7 @@ class SHAC:
             "critic_opt": self.critic_opt.state_dict(),
             "generator": self.generator.get_state(),
             "num_steps": self.num_steps,
+            "lr_origin": getattr(self, "_lr_origin", None),
             "num_episodes": self.num_episodes,
             "violations": self.violations,
             "obs": None if self._obs is None else self._obs.clone(),
@@ -577,6 +583,7 @@ class SHAC:
         agent.critic_opt.load_state_dict(ckpt["critic_opt"])
         agent.generator.set_state(ckpt["generator"])
         agent.num_steps = ckpt["num_steps"]
+        agent._lr_origin = ckpt.get("lr_origin")
         agent.num_episodes = ckpt["num_episodes"]
         agent.violations = ckpt["violations"]
         if ckpt["obs"] is not None:
