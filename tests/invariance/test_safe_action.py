@@ -176,7 +176,7 @@ def _box_reference(system, x, low, high, dims, a_raw):
 
 
 def test_household_safe_box_formula_and_reference():
-    env = safegrad.make("ManageHousehold-v0", num_envs=64, seed=0, dtype=F64)
+    env = safegrad.make("ManageHousehold-v0", num_envs=64, seed=0, dtype=F64, safe_set="paper")
     env.reset()
     for _ in range(3):
         env.step(torch.zeros(64, 2, dtype=F64))

@@ -100,6 +100,11 @@ def _instance(task: str, B: int) -> dict:
         "a": 2 * torch.rand(B, m, generator=g, dtype=F64) - 1,
         "w": torch.randn(B, m, generator=g, dtype=F64),
     }
+    from safegrad.safeguards.projection import prepare_region
+    from safegrad.sets import HPolytope
+
+    region, _, _ = prepare_region(inst["a"], HPolytope(inst["C"], inst["d"]), None, 1e-9)
+    inst["solver_frac"] = 0.0 if region.gidx is None else region.gidx.numel() / B
     if hasattr(env, "cbf_constraints"):
         h, lf, lg = env.cbf_constraints(x)
         inst.update(h=h.detach(), lf=lf.detach(), lg=lg.detach())
@@ -321,6 +326,8 @@ def run(args) -> dict:
                     "rows": int(inst["h"].shape[1] if name in CBF_NAMES else inst["C"].shape[1]),
                     "safeguard": name,
                     "intervened_frac": float(info["intervened"].double().mean()),
+                    # elements whose safe set keeps general rows after pruning (solver path)
+                    "solver_frac": None if name in CBF_NAMES else inst["solver_frac"],
                     "fallbacks": int(info["fallback"].sum()),
                     "ours_fwd_ms": 1e3 * _median_time(lambda f=ours: f(False), args.repeats),
                     "ours_fwdbwd_ms": 1e3 * _median_time(lambda f=ours: f(True), args.repeats),
@@ -370,6 +377,10 @@ def run(args) -> dict:
             "reference": "cvxpylayers (diffcp) + Clarabel",
             "reference_solver_args": solver_args,
             "cpu_count": os.cpu_count(),
+            # the reference slows down more than ours on a busy machine: record the load
+            "load_average_1_5_15min_at_end": list(os.getloadavg())
+            if hasattr(os, "getloadavg")
+            else None,
         },
         "goal": {"ratio_fwdbwd_at_B_8_16": GOAL_RATIO, "max_diff": GOAL_DIFF},
         "cells": cells,
@@ -403,23 +414,34 @@ def to_markdown(res: dict) -> str:
         f"Settings: float64, CPU, torch threads = {s['threads']} (diffcp n_jobs = "
         f"{s['threads']}), median of {s['repeats']} calls (reference: fewer when one call is "
         f"slow), cap {s['cap_s']} s per reference call; Clarabel tolerances "
-        f"{s['reference_solver_args']['tol_feas']:.0e}.",
+        f"{s['reference_solver_args']['tol_feas']:.0e}."
+        + (
+            f" Load average (1/5/15 min) at the end: "
+            f"{', '.join(f'{x:.1f}' for x in s['load_average_1_5_15min_at_end'])} on "
+            f"{s['cpu_count']} CPUs."
+            if s.get("load_average_1_5_15min_at_end")
+            else ""
+        ),
         "",
         "Each cell: one batched call over B environments' safe sets (reset states, seed 0) and "
         "raw actions U([-1,1]^m). fwd+bwd = forward plus backward of a random linear functional "
         "w.r.t. the action and every safe-set tensor. ratio = reference time / ours. "
         "max diff = max |a_s(ours) - a_s(ref)|, grad diff = the same for d/da. "
-        "'interv.' = fraction of elements the safeguard changed.",
+        "'interv.' = fraction of elements the safeguard changed. 'solver' = fraction of "
+        "elements whose safe set keeps rows with two or more non-zero entries after the rows "
+        "redundant on the box part are dropped: those need the 2-D projection (BP) and the "
+        "centre QP (RM, HRM); the others are closed form.",
         "",
-        "| task | B | safeguard | rows | interv. | ours fwd [ms] | ours fwd+bwd [ms] | "
+        "| task | B | safeguard | rows | interv. | solver | ours fwd [ms] | ours fwd+bwd [ms] | "
         "ref fwd [ms] | ref fwd+bwd [ms] | ratio fwd | ratio fwd+bwd | max diff | grad diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for c in res["cells"]:
         lines.append(
             f"| {c['task']} | {c['B']} | {c['safeguard']} | {c['rows']} | "
-            f"{c['intervened_frac']:.2f} | {c['ours_fwd_ms']:.2f} | {c['ours_fwdbwd_ms']:.2f} | "
+            f"{c['intervened_frac']:.2f} | {_fmt(c.get('solver_frac'))} | "
+            f"{c['ours_fwd_ms']:.2f} | {c['ours_fwdbwd_ms']:.2f} | "
             f"{_fmt(c.get('ref_fwd_ms'), '.1f')} | {_fmt(c.get('ref_fwdbwd_ms'), '.1f')} | "
             f"{_fmt(c['ratio_fwd'], '.0f')} | {_fmt(c['ratio_fwdbwd'], '.0f')} | "
             f"{_fmt(c.get('max_diff'), '.1e')} | {_fmt(c.get('grad_diff'), '.1e')} |"

@@ -48,11 +48,22 @@ class ManageHousehold(TorchVectorEnv):
       ``(5/3, 1, 15)`` (spec A §5.3).
     * info: ``state_margin``, ``clamped``, ``cost`` [EUR], ``comfort`` (the penalty),
       ``grid_power`` (``P_grid`` of the reward formula).
-    * safe set (spec A §5.3, paper era): the state- and time-dependent box
-      :meth:`safe_state_box` (two-step temperature look-ahead, formula as stated in the spec);
-      ``safe_action_set(state)`` keeps the next state in it for every outside temperature in
-      ``W`` (one step ahead; the box is not invariant, so the set can be empty, reported by
-      ``return_info=True``).
+    * safe set (``safe_set=``):
+
+      - ``"invariant"`` (default, certified): ``Ω = [0, 10] x Ω_th``, the maximal robust control
+        invariant set of the (linear) dynamics inside ``S`` for outside temperatures in the
+        episode window's recorded range widened by ``t_out_margin`` (0.5 degC)
+        (:func:`safegrad.invariance.household.household_invariant_set`, computed exactly at
+        construction; ``env.invariant_set``).  ``safe_action_set(state)`` keeps the next state in
+        ``Ω`` for every ``T_out`` in the recorded range: from every state of ``Ω`` it is
+        non-empty and every action in it keeps the state in ``Ω ⊆ S`` forever, so a safeguard
+        never needs a fallback and the monitor sees no violation.  Resets are drawn in
+        ``reset_box ∩ Ω`` (rejection).  A data window whose outside temperature exceeds what
+        the heat pump (heating only) can hold raises ``ValueError``.
+      - ``"paper"``: the paper-era state- and time-dependent box :meth:`safe_state_box`
+        (spec A §5.3, two-step temperature look-ahead, formula as stated) for the next state,
+        for every ``T_out`` in ``W``; not invariant: the set can be empty (reported by
+        ``return_info=True``) and safeguarded runs see fallbacks and violations.
     """
 
     env_id = "ManageHousehold-v0"
@@ -80,7 +91,17 @@ class ManageHousehold(TorchVectorEnv):
         comfort_weight: float = 100.0,
         t_in_target: float = 21.0,
         system: HouseholdEnergy | None = None,
+        safe_set: str = "invariant",
+        t_out_margin: float = 0.5,
     ) -> None:
+        if safe_set not in ("invariant", "paper"):
+            raise ValueError(f"safe_set={safe_set!r} must be 'invariant' or 'paper'")
+        if (
+            isinstance(t_out_margin, bool)
+            or not isinstance(t_out_margin, (int, float))
+            or not (t_out_margin >= 0)
+        ):
+            raise ValueError(f"t_out_margin={t_out_margin!r} must be a float >= 0")
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r}: ManageHousehold-v0 has no renderer")
         if not isinstance(paper_compat, bool):
@@ -155,6 +176,54 @@ class ManageHousehold(TorchVectorEnv):
         self._hp_half = 0.5 * (float(system.p_hp_max) - float(system.p_hp_min))
         self._dt = float(system.dt)
         self._last: tuple[torch.Tensor, ...] | None = None
+        self.safe_set = safe_set
+        self.t_out_margin = float(t_out_margin)
+        self.invariant_set = None
+        if safe_set == "invariant":
+            self._init_invariant_set(d64.t_out[k])
+
+    # ------------------------------------------------------------------ certified safe set
+    def _init_invariant_set(self, t_out: torch.Tensor) -> None:
+        from safegrad.invariance.household import household_invariant_set
+
+        w_lo, w_hi = float(t_out.min()), float(t_out.max())
+        try:
+            self.invariant_set = household_invariant_set(
+                self.system, w_lo - self.t_out_margin, w_hi + self.t_out_margin
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"ManageHousehold: no certified (invariant) safe set for the recorded outside "
+                f"temperatures {w_lo:.1f}..{w_hi:.1f} degC of hours {self.start_index}.."
+                f"{self.start_index + self.max_episode_steps} ({exc}); choose another window or "
+                "pass safe_set='paper' (the paper's non-invariant look-ahead box)"
+            ) from None
+        C, d = self.invariant_set.state_rows()
+        self._omega = (torch.tensor(C, **self._fk), torch.tensor(d, **self._fk))
+        # the safe action set guards against the recorded range (Ω has t_out_margin to spare)
+        self._w_range = (w_lo, w_hi)
+
+    def in_invariant_set(self, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
+        """``(B,)`` bool: states ``x (B, 3)`` in ``Ω`` (``safe_set="invariant"`` only)."""
+        if self.invariant_set is None:
+            raise RuntimeError("in_invariant_set needs safe_set='invariant'")
+        C, d = self._omega
+        return ((x @ C.T.to(x.dtype)) - d.to(x.dtype) <= tol).all(-1)
+
+    def _sample_reset(self, num: int, state=None):
+        if state is not None or self.invariant_set is None:
+            return super()._sample_reset(num, state)
+        x = self._uniform(num, self._r_low, self._r_width)
+        for _ in range(200):  # rejection: uniform in reset_box ∩ Ω
+            out = ~self.in_invariant_set(x)
+            if not bool(out.any()):
+                return x, {}
+            fresh = self._uniform(num, self._r_low, self._r_width)
+            x = torch.where(out.unsqueeze(-1), fresh, x)
+        raise RuntimeError(
+            "ManageHousehold: the reset box hardly intersects the invariant set Ω "
+            f"(reset_box={self.reset_box}); pass a reset_box inside env.invariant_set"
+        )
 
     def default_reset_box(self):
         return [5 - 5 / 3, 20.0, 40.0], [5 + 5 / 3, 22.0, 70.0]
@@ -225,10 +294,28 @@ class ManageHousehold(TorchVectorEnv):
         return low, high
 
     def _safe_action_set(self, x: torch.Tensor):
-        from safegrad.invariance.safe_action import box_safe_action_set
+        from safegrad.invariance.safe_action import (
+            action_box_rows,
+            box_safe_action_set,
+            one_step_affine,
+        )
+        from safegrad.sets import HPolytope
 
-        low, high = self.safe_state_box(x)
-        return box_safe_action_set(self.system, x, low, high)
+        if self.invariant_set is None:  # the paper's look-ahead box
+            low, high = self.safe_state_box(x)
+            return box_safe_action_set(self.system, x, low, high)
+        # next state in Ω for every T_out in the recorded range:
+        # F(x, a, w) = f0 + B a + E (w - c_W)  (exact, linear dynamics)
+        f0, Bm, E, _ = one_step_affine(self.system, x)
+        C, d = self._omega
+        C, d = C.to(x.dtype), d.to(x.dtype)
+        c_w = float(self.system.disturbance_centre[0])
+        ce = (C @ E).squeeze(-1)  # (k,)
+        worst = torch.maximum(ce * (self._w_range[0] - c_w), ce * (self._w_range[1] - c_w))
+        Ca = C @ Bm  # (B, k, 2)
+        da = d - f0 @ C.T - worst
+        Cb, db = action_box_rows(int(self.system.action_dim), x, x.shape[:-1])
+        return HPolytope(torch.cat([Ca, Cb], -2), torch.cat([da, db], -1), validate=False)
 
     @property
     def hour_index(self) -> int:

@@ -96,7 +96,10 @@ def check_like(t: Tensor, like: Tensor, name: str, like_name: str = "action") ->
 
 def flat(t: Tensor, batch: tuple[int, ...], core: int) -> Tensor:
     """Broadcast ``t``'s leading dims to ``batch`` and flatten them to one: ``(B, *core_shape)``."""
-    core_shape = t.shape[t.dim() - core :]
+    nb = t.dim() - core
+    if len(batch) == 1 and nb == 1 and t.shape[0] == batch[0]:
+        return t  # already flat: no view node in the autograd graph
+    core_shape = t.shape[nb:]
     return t.expand(*batch, *core_shape).reshape(math.prod(batch), *core_shape)
 
 
@@ -222,7 +225,8 @@ class Safeguard(nn.Module):
         else:  # passthrough, scope "action+set"
             a_s_set, info = self._safeguard(action.detach(), safe_set, fallback, **kw)
             a_s = _StraightThrough.apply(action, a_s_set, True)
-        info = {k: v.detach() if isinstance(v, Tensor) else v for k, v in info.items()}
+        if any(isinstance(v, Tensor) and v.requires_grad for v in info.values()):
+            info = {k: v.detach() if isinstance(v, Tensor) else v for k, v in info.items()}
         if self.strict:
             fb = info["fallback"]
             n_bad = int(fb.sum())
@@ -241,14 +245,13 @@ def base_info(
     action: Tensor, safe_action: Tensor, raw_unsafe: Tensor, fallback: Tensor
 ) -> dict[str, Tensor]:
     """The common info entries (detached), shapes ``(*batch,)``."""
-    with torch.no_grad():
-        dist = torch.linalg.vector_norm(safe_action - action, dim=-1)
-        return {
-            "intervened": dist > 0,
-            "raw_unsafe": raw_unsafe,
-            "fallback": fallback,
-            "distance": dist,
-        }
+    dist = torch.linalg.vector_norm(safe_action.detach() - action.detach(), dim=-1)
+    return {
+        "intervened": dist > 0,
+        "raw_unsafe": raw_unsafe,
+        "fallback": fallback,
+        "distance": dist,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,12 @@ from safegrad.safeguards._base import (
     flat,
     guard_threshold,
 )
-from safegrad.safeguards._geometry import Region, clamp_box, resolve_box
+from safegrad.safeguards._geometry import (
+    clamp_box,
+    least_violating_point,
+    project_polygon,
+    resolve_box,
+)
 
 __all__ = [
     "CBFConstraints",
@@ -71,10 +76,12 @@ class CBFConstraints:
                 f"CBFConstraints: h {tuple(self.h.shape)}, lf_h {tuple(self.lf_h.shape)} and "
                 f"lg_h {tuple(self.lg_h.shape)} must agree on I = {n_c} constraints"
             )
+        shapes = (self.h.shape[:-1], self.lf_h.shape[:-1], self.lg_h.shape[:-2])
+        if shapes[0] == shapes[1] == shapes[2]:  # the common case, without broadcast_shapes
+            self.batch_shape = shapes[0]
+            return
         try:
-            self.batch_shape = torch.broadcast_shapes(
-                self.h.shape[:-1], self.lf_h.shape[:-1], self.lg_h.shape[:-2]
-            )
+            self.batch_shape = torch.broadcast_shapes(*shapes)
         except RuntimeError as exc:
             raise ValueError(
                 "CBFConstraints: batch shapes of h, lf_h, lg_h do not broadcast"
@@ -167,6 +174,62 @@ def project_halfspace_box(
     return u, support >= tau
 
 
+class _CompositeCBFMap(torch.autograd.Function):
+    """The unbounded composite-CBF layer with a linear class-K function ``α(h) = alpha h``
+    (spec B Eqs. 14-21) in one function: ``h = -(1/κ) logsumexp(-κ h_i)``,
+    ``λ = softmax(-κ h_i)``, ``L_f h = λ·L_f h_i``, ``L_g h = λ L_g h_i``,
+    ``η = -(L_f h + L_g h ū + α h)/||L_g h||^2`` (0 where ``||L_g h||^2 < eps``),
+    ``u = ū + relu(η) L_g h``.  Backward: the chain rule written out (``s = 1[η>0] g·L_g h``):
+    ``∂L/∂ū = g - s L_g h/||L_g h||^2``;
+    ``∂L/∂L_g h = relu(η) g - s (ū + 2 η L_g h)/||L_g h||^2``;
+    ``∂L/∂L_f h = ∂L/∂(α h)/alpha = -s/||L_g h||^2``; then through the softmax weights and the
+    log-sum-exp (``∂h/∂h_i = λ_i``).  ``side`` receives the info tensors."""
+
+    @staticmethod
+    def forward(ctx, a, h_i, lf_i, lg_i, kappa, alpha, eps, side):
+        z = -kappa * h_i
+        h = -torch.logsumexp(z, -1) / kappa
+        lam = torch.softmax(z, -1)
+        lf = (lam * lf_i).sum(-1)
+        lg = torch.bmm(lam.unsqueeze(1), lg_i).squeeze(1)  # (B, m)
+        nrm2 = (lg * lg).sum(-1)
+        masked = nrm2 < eps
+        a_h = alpha * h
+        numer = lf + (lg * a).sum(-1) + a_h
+        inv = 1.0 / torch.where(masked, 1.0, nrm2)
+        eta = torch.where(masked, 0.0, -numer * inv)
+        reta = eta.clamp_min(0.0)
+        out = a + reta.unsqueeze(-1) * lg
+        side.update(
+            h=h, weights=lam, eta=eta, lgh_zero=masked, raw_unsafe=numer < 0,
+            uncertified=masked & (lf + a_h < 0),
+        )  # fmt: skip
+        ctx.kappa, ctx.alpha = kappa, alpha
+        ctx.save_for_backward(a, lf_i, lg_i, lam, lg, inv, eta, reta)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        a, lf_i, lg_i, lam, lg, inv, eta, reta = ctx.saved_tensors
+        s = torch.where(eta > 0, (g * lg).sum(-1), 0.0) * inv  # (B,)
+        s_ = s.unsqueeze(-1)
+        g_a = g - s_ * lg
+        g_lg = reta.unsqueeze(-1) * g - s_ * (a + 2.0 * eta.unsqueeze(-1) * lg)
+        g_lf = -s  # also ∂L/∂(α h)
+        g_lf_i = lam * g_lf.unsqueeze(-1)
+        g_lg_i = torch.bmm(lam.unsqueeze(-1), g_lg.unsqueeze(1))  # (B, I, m)
+        g_lam = torch.baddbmm(
+            (lf_i * g_lf.unsqueeze(-1)).unsqueeze(-1), lg_i, g_lg.unsqueeze(-1)
+        ).squeeze(-1)
+        g_z = lam * (g_lam - (lam * g_lam).sum(-1, keepdim=True))
+        g_h_i = lam * (ctx.alpha * g_lf).unsqueeze(-1) - ctx.kappa * g_z
+        return g_a, g_h_i, g_lf_i, g_lg_i, None, None, None, None
+
+
+_PAD_ROW = torch.tensor([1.0, 0.0])  # stands in for zero rows in the 2-D projection (QP then)
+
+
 def _flat_constraints(cons: CBFConstraints, batch) -> tuple[Tensor, Tensor, Tensor]:
     return flat(cons.h, batch, 1), flat(cons.lf_h, batch, 1), flat(cons.lg_h, batch, 2)
 
@@ -188,13 +251,19 @@ def _prepare(action: Tensor, cons: Any, box_spec: Any, bounded: bool):
         low, high = resolve_box(box_spec, m, action)
         shapes.append(low.shape[:-1])
     try:
-        batch = tuple(torch.broadcast_shapes(*shapes))
+        if all(sh == shapes[0] for sh in shapes[1:]):
+            batch = tuple(shapes[0])
+        else:
+            batch = tuple(torch.broadcast_shapes(*shapes))
     except RuntimeError as exc:
         raise ValueError(
             f"batch shapes do not broadcast: action {tuple(action.shape)}, constraints "
             f"{tuple(cons.batch_shape)}"
         ) from exc
-    a = action.expand(*batch, m).reshape(-1, m)
+    if tuple(action.shape[:-1]) == batch and action.dim() == 2:
+        a = action  # no view node in the autograd graph
+    else:
+        a = action.expand(*batch, m).reshape(-1, m)
     if bounded:
         low, high = flat(low, batch, 1), flat(high, batch, 1)
     return a, low, high, batch
@@ -207,7 +276,9 @@ def _finish(a, out, fb, raw_unsafe, fallback, default_fb, batch, extra):
         fb_act = fallback.expand(*batch, m).reshape(-1, m) if fallback is not None else default_fb()
         out = torch.where(fb.unsqueeze(-1), fb_act, out)
     info = base_info(a, out, raw_unsafe, fb)
-    info.update({k: v.detach() for k, v in extra.items()})
+    info.update({k: v.detach() if v.requires_grad else v for k, v in extra.items()})
+    if len(batch) == 1:
+        return out, info
     info = {k: v.reshape(*batch, *v.shape[1:]) for k, v in info.items()}
     return out.reshape(*batch, m), info
 
@@ -272,6 +343,7 @@ class CompositeCBF(Safeguard):
             raise ValueError(f"bound_mode must be 'project' or 'clip', got {bound_mode!r}")
         self.kappa = float(kappa)
         self.alpha = _class_k(alpha)
+        self._alpha_value = None if callable(alpha) else float(alpha)
         self.eps = float(eps)
         self.action_box = action_box
         self.bound_mode = bound_mode
@@ -283,6 +355,16 @@ class CompositeCBF(Safeguard):
         bounded = self.action_box is not None
         a, low, high, batch = _prepare(action, constraints, self.action_box, bounded)
         h_i, lf_i, lg_i = _flat_constraints(constraints, batch)
+        if not bounded and self._alpha_value is not None:  # closed form, one autograd node
+            side: dict[str, Tensor] = {}
+            out = _CompositeCBFMap.apply(
+                a, h_i, lf_i, lg_i, self.kappa, self._alpha_value, self.eps, side
+            )
+            extra = {k: side[k] for k in ("h", "weights", "eta", "lgh_zero")}
+            fb = side["uncertified"]
+            return _finish(
+                a, out, fb, side["raw_unsafe"], fallback, lambda: a.detach(), batch, extra
+            )
         h, lam = composite_barrier(h_i, self.kappa)
         lf = (lam * lf_i).sum(-1)
         lg = (lam.unsqueeze(-1) * lg_i).sum(-2)  # (B, m)
@@ -332,15 +414,46 @@ class CBFQP(Safeguard):
         alpha: class-K function (float ``a > 0`` for ``α(h) = a h``, or a callable); paper: 5.
         action_box: optional actuator bounds (``None``: the plain problem (6), spec B §10
             fairness rule; a bounded variant must be reported as such).
+        backend: the QP solver: ``"safegrad"`` (default, :func:`safegrad.qp.solve_qp`) or a
+            reference layer of :mod:`safegrad.qp.backends` (``"qpth"``, ``"cvxpylayers"``,
+            ``"proxsuite"``; optional extra ``safegrad[baselines]``), so that the baselines of
+            spec B §10 run inside the same safety layer (benchmarks only).  A reference backend
+            reports no status: its output is certified by the same residual check (``tol``).
+        backend_options: keyword options of the reference backend's ``solve`` (e.g. qpth's
+            ``eps`` / ``max_iter``); ``None``: the adapter's defaults.
         grad_mode, passthrough_scope, strict, tol: see :class:`~safegrad.safeguards.Safeguard`.
     """
 
     def __init__(
-        self, alpha: float | Callable[[Tensor], Tensor] = 5.0, *, action_box: Any = None, **kw
+        self,
+        alpha: float | Callable[[Tensor], Tensor] = 5.0,
+        *,
+        action_box: Any = None,
+        backend: str = "safegrad",
+        backend_options: dict[str, Any] | None = None,
+        **kw,
     ):
         super().__init__(**kw)
         self.alpha = _class_k(alpha)
         self.action_box = action_box
+        from safegrad.qp.backends import BACKENDS, get_backend
+
+        if backend != "safegrad" and backend not in BACKENDS:
+            raise ValueError(
+                f"backend must be 'safegrad' or one of {sorted(BACKENDS)}, got {backend!r}"
+            )
+        if backend_options is not None and not isinstance(backend_options, dict):
+            raise TypeError(f"backend_options must be a dict or None, got {backend_options!r}")
+        if backend_options and backend == "safegrad":
+            raise ValueError(
+                "backend_options only apply to a reference backend (backend != 'safegrad')"
+            )
+        self.backend = backend
+        self.backend_options = dict(backend_options or {})
+        self._backend_solve = None if backend == "safegrad" else get_backend(backend)
+
+    def extra_repr(self) -> str:
+        return f"backend={self.backend!r}, " + super().extra_repr()
 
     def _safeguard(self, action, constraints, fallback):
         bounded = self.action_box is not None
@@ -359,8 +472,39 @@ class CBFQP(Safeguard):
             res_raw = (G @ a.unsqueeze(-1)).squeeze(-1) - hh
             raw_unsafe = (res_raw > 0).any(-1)
         eye = torch.eye(m, dtype=a.dtype, device=a.device)
-        x, info = solve_qp(eye, -a, G, hh, return_info=True)
-        ok = (info.status == int(QPStatus.SOLVED)) | (info.status == int(QPStatus.MAX_ITER))
+        if self._backend_solve is None and m == 2:
+            # exact 2-D projection (the QP where it cannot decide), only where it is needed
+            x, ok = a, torch.ones(B, dtype=torch.bool, device=a.device)
+            idx = raw_unsafe.nonzero().squeeze(-1)
+            if idx.numel() > 0:
+                nrm_i = nrm.index_select(0, idx)
+                zero = (nrm_i == 0).any(-1)  # a zero row: leave it to the QP
+                nrm_s = torch.where(nrm_i > 0, nrm_i, 1.0)
+                N = G.index_select(0, idx) / nrm_s.unsqueeze(-1)
+                e = hh.index_select(0, idx) / nrm_s
+                if bool(zero.any()):
+                    N = torch.where(zero.view(-1, 1, 1), _PAD_ROW.to(N), N)
+                    e = torch.where(zero.unsqueeze(-1), 1.0, e)
+                y, oky = project_polygon(a.index_select(0, idx), N, e, self._tol(a.dtype))
+                if bool(zero.any()):
+                    zi = zero.nonzero().squeeze(-1)
+                    sel = idx.index_select(0, zi)
+                    yq, iq = solve_qp(
+                        eye, -a.index_select(0, sel), G.index_select(0, sel),
+                        hh.index_select(0, sel), return_info=True,
+                    )  # fmt: skip
+                    okq = (iq.status == int(QPStatus.SOLVED)) | (
+                        iq.status == int(QPStatus.MAX_ITER)
+                    )
+                    y, oky = y.index_copy(0, zi, yq), oky.index_copy(0, zi, okq)
+                x = a.index_copy(0, idx, y)
+                ok = ok.index_copy(0, idx, oky)
+        elif self._backend_solve is None:
+            x, info = solve_qp(eye, -a, G, hh, return_info=True)
+            ok = (info.status == int(QPStatus.SOLVED)) | (info.status == int(QPStatus.MAX_ITER))
+        else:  # reference layer (spec B §10): no status, certified by the residual check below
+            x = self._backend_solve(eye, -a, G, hh, **self.backend_options)
+            ok = torch.isfinite(x.detach()).all(-1)
         out = torch.where(raw_unsafe.unsqueeze(-1), x, a)
         with torch.no_grad():
             res = (G @ out.unsqueeze(-1)).squeeze(-1) - hh
@@ -372,16 +516,12 @@ class CBFQP(Safeguard):
             if not bounded:
                 return a.detach()
             n_c = lg_i.shape[-2]
-            nrm_safe = torch.where(nrm > 0, nrm, torch.ones_like(nrm))
-            region = Region(
-                "poly",
-                low,
-                high,
-                N=G / nrm_safe.unsqueeze(-1),
-                e=torch.where(nrm > 0, hh / nrm_safe, torch.ones_like(hh)),
-                n_safe=n_c,
-                empty=torch.zeros(B, dtype=torch.bool, device=a.device),
-            )
-            return region.least_violating()
+            with torch.no_grad():
+                nrm_s = nrm[:, :n_c]
+                inert = nrm_s == 0
+                nrm_s = torch.where(inert, 1.0, nrm_s)
+                N = torch.where(inert.unsqueeze(-1), 0.0, G[:, :n_c] / nrm_s.unsqueeze(-1))
+                e = torch.where(inert, 1.0, hh[:, :n_c] / nrm_s)
+            return least_violating_point(N, e, low, high)
 
         return _finish(a, out, fb, raw_unsafe, fallback, default_fb, batch, {})

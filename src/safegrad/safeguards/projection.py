@@ -14,7 +14,7 @@ __all__ = ["BoundaryProjection", "prepare_region"]
 
 
 def prepare_region(
-    action: Tensor, safe_set: Any, box_spec: Any
+    action: Tensor, safe_set: Any, box_spec: Any, tol: float = 0.0
 ) -> tuple[Region, Tensor, tuple[int, ...]]:
     """Validate and flatten ``(action, safe_set, action box)``; returns the region, the flat
     action ``(B, m)`` and the broadcast batch shape."""
@@ -34,39 +34,57 @@ def prepare_region(
         )
     low, high = resolve_box(box_spec, m, action)
     check_like(low, action, "action_box")
-    try:
-        batch = tuple(
-            torch.broadcast_shapes(action.shape[:-1], safe_set.batch_shape, low.shape[:-1])
-        )
-    except RuntimeError as exc:
-        raise ValueError(
-            f"batch shapes do not broadcast: action {tuple(action.shape)}, safe_set batch "
-            f"{tuple(safe_set.batch_shape)}, action_box {tuple(low.shape)}"
-        ) from exc
-    region = Region.build(safe_set, low, high, batch)
-    a = action.expand(*batch, m).reshape(-1, m)
+    a_batch, s_batch = tuple(action.shape[:-1]), tuple(safe_set.batch_shape)
+    if a_batch == s_batch and low.dim() == 1:  # the common case, without broadcast_shapes
+        batch = a_batch
+    else:
+        try:
+            batch = tuple(torch.broadcast_shapes(a_batch, s_batch, low.shape[:-1]))
+        except RuntimeError as exc:
+            raise ValueError(
+                f"batch shapes do not broadcast: action {tuple(action.shape)}, safe_set batch "
+                f"{s_batch}, action_box {tuple(low.shape)}"
+            ) from exc
+    region = Region.build(safe_set, low, high, batch, tol)
+    if batch != a_batch:
+        a = action.expand(*batch, m).reshape(-1, m)
+    else:  # no view node in the autograd graph where the action is already flat
+        a = action if action.dim() == 2 else action.reshape(-1, m)
     return region, a, batch
 
 
 def finish(
     a: Tensor,
     out: Tensor,
-    ok: Tensor,
+    ok: Tensor | None,
     raw_unsafe: Tensor,
     region: Region,
     fallback: Tensor | None,
     batch: tuple[int, ...],
     tol: float,
     extra: dict[str, Tensor] | None = None,
+    inside: bool = False,
+    fb: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Certify ``out`` (residual <= tol * (1 + scale)), substitute the fallback where it fails
-    or where ``ok`` is False, never NaN, reshape to ``batch``."""
+    """Certify ``out`` (residual <= tol * scale), substitute the fallback where it fails or where
+    ``ok`` is False (``None``: all ok), never NaN, reshape to ``batch``.  ``inside=True``: the
+    caller guarantees the residual bound wherever ``out`` is finite and the region not empty
+    (a clamp to the box part), so only those are checked; ``fb``: the caller has done the check
+    (elements to replace)."""
     m = a.shape[-1]
-    with torch.no_grad():
-        scale = 1.0 + torch.maximum(region.low.abs(), region.high.abs()).amax(-1)
-        certified = ok & torch.isfinite(out).all(-1) & (region.residual(out) <= tol * scale)
-    fb = ~certified
-    if bool(fb.any()):
+    if fb is not None:
+        pass
+    elif inside:
+        fb = torch.isnan(out).any(-1)
+        if region.any_empty:
+            fb = fb | region.empty
+    else:
+        # a NaN output has a NaN residual, which fails the comparison
+        fb = ~(region.residual(out.detach()) <= tol * region.scale)
+    if ok is not None:
+        fb = fb | ~ok
+    any_fb = bool(fb.any())
+    if any_fb:
         if fallback is not None:
             fb_act = fallback.expand(*batch, m).reshape(-1, m)
         else:
@@ -75,20 +93,26 @@ def finish(
     info = base_info(a, out, raw_unsafe, fb)
     if extra:
         info.update(extra)
-    info = {k: v.reshape(*batch, *v.shape[1:]) for k, v in info.items()}
-    return out.reshape(*batch, m), info
+    if len(batch) != 1:
+        info = {k: v.reshape(*batch, *v.shape[1:]) for k, v in info.items()}
+        out = out.reshape(*batch, m)
+    return out, info
 
 
 class BoundaryProjection(Safeguard):
     """Boundary projection ``a_s = argmin_{a' in A ∩ A_s} ||a - a'||^2`` (spec A Eq. 12).
 
-    Forward:
+    Forward (the canonical form of :class:`~safegrad.safeguards._geometry.Region`):
 
-    * :class:`~safegrad.sets.Box` safe set or any 1-D set (an interval, e.g. the pendulum):
-      closed form ``clamp``;
-    * :class:`~safegrad.sets.HPolytope` (the workhorse) or :class:`~safegrad.sets.Zonotope`
-      (converted to its exact H-representation): one batched QP through
-      :func:`safegrad.qp.solve_qp` over ``{C a <= d} ∩ A``.
+    * where every row of ``A_s`` acts on one action coordinate (a :class:`~safegrad.sets.Box`,
+      any 1-D set such as the pendulum's interval, the household's set), or the other rows are
+      redundant on that box part: closed form ``clamp`` to the box part, one fused autograd
+      function (:class:`~safegrad.safeguards._geometry._BoxProject`);
+    * elsewhere (:class:`~safegrad.sets.HPolytope` rows with two or more non-zero entries that
+      cut the box part, or a :class:`~safegrad.sets.Zonotope`'s exact H-representation), per
+      element: the exact 2-D projection for ``m = 2``
+      (:func:`~safegrad.safeguards._geometry.project_polygon`), one batched QP through
+      :func:`safegrad.qp.solve_qp` over ``{C a <= d} ∩ A`` for ``m >= 3``.
     * Safe raw actions (all unit-row residuals ``<= tol``) are returned **exactly**
       (``a_s = a``, Jacobian ``I``); the projection is applied unconditionally (P1) and is
       exactly idempotent.
@@ -96,8 +120,10 @@ class BoundaryProjection(Safeguard):
     Jacobian (``grad_mode="exact"``): Theorem 1 (Eq. 71) in polytope form, the orthogonal
     projector ``I - N_act^T (N_act N_act^T)^+ N_act`` onto the complement of the active
     constraint normals: ``I`` inside, rank ``m - #active`` on a face, ``0`` at a vertex (and
-    always ``0`` for ``m = 1`` when it intervenes).  It comes from the QP's implicit
-    differentiation (``clamp``'s derivative in closed form), and reaches ``C, d`` too.
+    always ``0`` for ``m = 1`` when it intervenes).  It comes from the implicit
+    differentiation of the active-set projection (the QP's, or the 2-D projection's written
+    out; ``clamp``'s in closed form), and reaches ``C, d`` too (for rows acting on one
+    coordinate: their non-zero entries, docs/safeguards.md).
 
     Fallback (issue 5, item 7): where ``A ∩ A_s`` is empty or the solve fails, the
     caller-supplied ``fallback`` action, else the action-box point with the smallest largest
@@ -117,15 +143,18 @@ class BoundaryProjection(Safeguard):
 
     def _safeguard(self, action, safe_set, fallback, action_box=None):
         box = self.action_box if action_box is None else action_box
-        region, a, batch = prepare_region(action, safe_set, box)
+        tol = self._tol(action.dtype)
+        region, a, batch = prepare_region(action, safe_set, box, tol)
         if a.shape[0] == 0:
             return action.expand(*batch, a.shape[-1]), _empty_info(batch, action)
-        tol = self._tol(a.dtype)
-        with torch.no_grad():  # within tol counts as safe: returned exactly (idempotent)
-            safe = region.residual(a) <= tol
-        p, ok = region.project(a)
+        if region.gidx is None:  # box part only: a clamp, inside by construction
+            out, safe = region.project_box(a, tol)
+            return finish(a, out, None, ~safe, region, fallback, batch, tol, inside=True)
+        safe = region.residual(a.detach()) <= tol  # within tol: safe, returned exactly
+        unsafe = ~safe
+        p, ok = region.project(a, unsafe, tol)
         out = torch.where(safe.unsqueeze(-1), a, p)
-        return finish(a, out, ok | safe, ~safe, region, fallback, batch, tol)
+        return finish(a, out, ok | safe, unsafe, region, fallback, batch, tol)
 
 
 def _empty_info(batch, like: Tensor) -> dict[str, Tensor]:

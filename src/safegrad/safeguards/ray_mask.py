@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from safegrad.safeguards._base import Safeguard, check_float_tensor, check_like, guard_threshold
-from safegrad.safeguards._geometry import Region, default_directions
+from safegrad.safeguards._geometry import Region, default_directions, has_all_axes, ray_map
 from safegrad.safeguards.projection import _empty_info, finish, prepare_region
 
 __all__ = ["RayMask", "ray_profile", "RAY_MAPS", "CENTRES"]
@@ -53,7 +53,9 @@ def _slope_at_centre(lam_as: Tensor, lam_A: Tensor, map: str) -> Tensor:
 
 
 def _ray_map(a: Tensor, c: Tensor, region: Region, map: str):
-    """``a_s = c + λ_As ω(λ_a) d`` for a set-defined centre ``c`` (spec A §3.3, with the λ_As
+    """Reference implementation (plain autograd; the safeguard uses the equivalent
+    :func:`~safegrad.safeguards._geometry.ray_map`, tested against this one):
+    ``a_s = c + λ_As ω(λ_a) d`` for a set-defined centre ``c`` (spec A §3.3, with the λ_As
     factor, P3).  At ``a = c`` (``λ_a <= thr``) returns ``c + ρ'(0; e_1) (a - c)``, i.e. exactly
     ``c`` with the finite, full-rank Jacobian ``ρ'(0; e_1) I`` (P14)."""
     thr = guard_threshold(a.dtype)
@@ -96,8 +98,11 @@ class RayMask(Safeguard):
       unchanged; else ``u = (p - a)/||p - a||``, ``μ* = `` distance from ``p`` along ``u`` in
       ``A ∩ A_s``, ``c = p + μ*/2 u``, ``λ_As = μ*/2``, ``d = -u``, ``λ_a = ||a - p|| + μ*/2``.
       The map is discontinuous at the safe-set boundary (as in the paper).
-    * For a box (or 1-D interval) ``A ∩ A_s`` the zonotope and Chebyshev centres are the box
-      midpoint (closed form; the whole safeguard is then closed form).
+    * For a box ``A ∩ A_s`` (a Box, a 1-D interval, or rows acting on one coordinate each once
+      redundant rows are dropped) the centres are closed form and equal the QPs' solutions:
+      the zonotope centre is the box midpoint (``D`` containing every axis), the Chebyshev
+      centre ``clamp(c_A, lo + r, hi - r)``; with the zonotope centre the whole safeguard is one
+      fused autograd function (:class:`~safegrad.safeguards._geometry._BoxRayMask`).
     * ``centre=`` tensor in ``forward``: a caller-supplied centre ``(*batch, m)`` (e.g. the RCI
       paired control); elements where it is not in ``A ∩ A_s`` (tol) fall back.
 
@@ -155,56 +160,75 @@ class RayMask(Safeguard):
         self.n_g = n_g
         self.directions = directions
         self.centre_reg = float(centre_reg)
+        self._dir_cache: dict = {}
 
     def extra_repr(self) -> str:
         return f"map={self.map!r}, centre={self.centre!r}, " + super().extra_repr()
 
     def generator_directions(self, m: int, dtype=torch.float64, device=None) -> Tensor:
         """The fixed inner-zonotope directions ``D (m, n_g)`` used for action dimension ``m``."""
-        if self.directions is not None:
-            if self.directions.shape[0] != m:
-                raise ValueError(
-                    f"directions have {self.directions.shape[0]} rows, the action has {m}"
-                )
-            return self.directions.to(dtype=dtype, device=device)
-        return default_directions(m, self.n_g, dtype=dtype, device=device)
+        return self._directions(m, dtype, device)[0]
+
+    def _directions(self, m: int, dtype, device) -> tuple[Tensor, bool]:
+        """``(D, D contains every axis)``, cached per ``(m, dtype, device)``."""
+        key = (m, dtype, device)
+        hit = self._dir_cache.get(key)
+        if hit is None:
+            if self.directions is not None:
+                if self.directions.shape[0] != m:
+                    raise ValueError(
+                        f"directions have {self.directions.shape[0]} rows, the action has {m}"
+                    )
+                D = self.directions.to(dtype=dtype, device=device)
+            else:
+                D = default_directions(m, self.n_g, dtype=dtype, device=device)
+            hit = self._dir_cache[key] = (D, has_all_axes(D))
+        return hit
 
     def _safeguard(self, action, safe_set, fallback, action_box=None, centre=None):
         box = self.action_box if action_box is None else action_box
-        region, a, batch = prepare_region(action, safe_set, box)
+        tol = self._tol(action.dtype)
+        region, a, batch = prepare_region(action, safe_set, box, tol)
         B, m = a.shape
         if B == 0:
             return action.expand(*batch, m), _empty_info(batch, action)
-        tol = self._tol(a.dtype)
-        with torch.no_grad():
-            raw_unsafe = region.residual(a) > tol
         extra: dict[str, Tensor] = {}
+        if centre is None and self.centre == "zonotope":
+            D, axes = self._directions(m, a.dtype, a.device)
+            if axes and region.box_only:  # closed form, fused (the box midpoint)
+                out, side = region.ray_mask_box(a, self.map, tol)
+                extra["generator_lengths"] = a.new_zeros(B, D.shape[1])
+                for k in ("centre", "lambda_a", "lambda_as", "lambda_A"):
+                    extra[k] = side[k]
+                return finish(
+                    a, out, None, side["raw_unsafe"], region, fallback, batch, tol, extra,
+                    fb=side["fb"],
+                )  # fmt: skip
+        raw_unsafe = region.residual(a.detach()) > tol
         if centre is not None:
             centre = check_float_tensor(centre, "centre")
             check_like(centre, action, "centre")
             c = centre.expand(*batch, m).reshape(B, m)
-            with torch.no_grad():
-                ok = region.residual(c) <= tol
-            out, lam_a, lam_as, lam_A = _ray_map(a, c, region, self.map)
+            ok = region.residual(c.detach()) <= tol
         elif self.centre == "orthogonal":
-            out, c, lam_a, lam_as, lam_A, ok = self._orthogonal(a, region, raw_unsafe)
+            out, c, lam_a, lam_as, lam_A, ok = self._orthogonal(a, region, raw_unsafe, tol)
+        elif self.centre == "chebyshev":
+            c, r, ok = region.chebyshev_centre(self.centre_reg)
+            extra["radius"] = r
         else:
-            if self.centre == "chebyshev":
-                c, r, ok = region.chebyshev_centre(self.centre_reg)
-                extra["radius"] = r
-            else:
-                D = self.generator_directions(m, a.dtype, a.device)
-                c, lengths, ok = region.zonotope_centre(D, self.centre_reg)
-                extra["generator_lengths"] = lengths
-            out, lam_a, lam_as, lam_A = _ray_map(a, c, region, self.map)
+            c, lengths, ok = region.zonotope_centre(D, self.centre_reg, axes)
+            extra["generator_lengths"] = lengths
+        if centre is not None or self.centre != "orthogonal":
+            N, e = region.rows
+            out, lam_a, lam_as, lam_A = ray_map(a, c, N, e, region.low, region.high, self.map)
         extra.update(centre=c, lambda_a=lam_a, lambda_as=lam_as, lambda_A=lam_A)
         extra = {k: v.detach() for k, v in extra.items()}
         return finish(a, out, ok, raw_unsafe, region, fallback, batch, tol, extra)
 
-    def _orthogonal(self, a: Tensor, region: Region, raw_unsafe: Tensor):
+    def _orthogonal(self, a: Tensor, region: Region, raw_unsafe: Tensor, tol: float):
         """Orthogonal centre (spec A §3.4), guarded divisions (P14: ``p = a``)."""
         thr = guard_threshold(a.dtype)
-        p, okp = region.project(a)
+        p, okp = region.project(a, raw_unsafe, tol)
         v = p - a
         dist = torch.linalg.vector_norm(v, dim=-1)
         has = dist > thr

@@ -77,6 +77,8 @@ def _broadcast_batch(cls: str, *specs: tuple[str, Tensor, int]) -> torch.Size:
                 f"{cls}: {name} must have at least {core} dimension(s), got shape {tuple(t.shape)}"
             )
         shapes.append(t.shape[: t.dim() - core])
+    if all(s == shapes[0] for s in shapes[1:]):  # the common case, without broadcast_shapes
+        return shapes[0]
     try:
         return torch.broadcast_shapes(*shapes)
     except RuntimeError as exc:

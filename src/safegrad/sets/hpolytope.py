@@ -60,8 +60,9 @@ class HPolytope(ConvexSet):
             )
         if C.shape[-1] == 0:
             raise ValueError("HPolytope: dimension n = C.shape[-1] must be >= 1")
-        self.C = C.expand(*batch, *C.shape[-2:])
-        self.d = d.expand(*batch, d.shape[-1])
+        # no expand (a view node in the autograd graph) where the shape already matches
+        self.C = C if C.shape[:-2] == batch else C.expand(*batch, *C.shape[-2:])
+        self.d = d if d.shape[:-1] == batch else d.expand(*batch, d.shape[-1])
         if validate:
             if not bool(torch.isfinite(self.C).all()):
                 raise ValueError("HPolytope: C must be finite")
