@@ -9,8 +9,9 @@
     safegrad report RUN_DIR ...           markdown table: return, steps-to-95 %, stuck runs
     safegrad demo                         a short tour of the set geometry and the QP solver
     safegrad envs                         list the registered tasks
-    safegrad bench qp|envs|safeguards     benchmarks
+    safegrad bench qp|envs|safeguards|shac-timing  benchmarks
     safegrad rci compute|verify ENV_ID    robust control invariant sets
+    safegrad reproduce analytic-gradients paper A's grid (Tables 2-5, timing) and its report
 
 Each verb has ``--help``.
 """
@@ -28,11 +29,19 @@ BENCHMARKS = {
     "qp": ("safegrad.bench.qp", "batched QP/LP solver vs the reference backends"),
     "envs": ("safegrad.bench.envs", "vector-environment throughput and differentiable rollouts"),
     "safeguards": ("safegrad.bench.safeguards", "safeguards vs their cvxpylayers formulation"),
+    "shac-timing": (
+        "safegrad.bench.shac_timing",
+        "SHAC s/learning episode: unsafe vs our safeguards vs cvxpylayers",
+    ),
 }
 
 # Verbs whose arguments are parsed by the module that implements them.
 FORWARDED = {
     "rci": ("safegrad.invariance.cli", "robust control invariant sets: compute | verify ENV_ID"),
+    "reproduce": (
+        "safegrad.experiments.reproduce",
+        "reproduce a paper's experiment grid and report: analytic-gradients",
+    ),
 }
 
 _EPILOG_TRAIN = """\
@@ -107,16 +116,18 @@ def _add_config_flags(p: argparse.ArgumentParser, steps_help: str = "training bu
     )
 
 
-def _flag_overrides(args: argparse.Namespace, seed: bool = True) -> list[str]:
-    """The flags as ``key=value`` strings (before ``--set``); ``--algo`` first."""
+def _flag_overrides(args: argparse.Namespace, seed: bool = True, axes: bool = True) -> list[str]:
+    """The flags as ``key=value`` strings (before ``--set``); ``--algo`` first.
+
+    ``axes=False`` (sweeps) leaves out ``--env --algo --safeguard``: there they are grid axes
+    (lists), applied per combination by :func:`~safegrad.experiments.sweep.expand_grid`."""
     from safegrad.experiments.config import parse_value
 
     out: list[tuple[str, Any]] = []
-    if getattr(args, "algo", None):
+    if axes and getattr(args, "algo", None):
         out.append(("algo", args.algo))
-    pairs = {
-        "env": "env",
-        "safeguard": "safeguard",
+    pairs = {"env": "env", "safeguard": "safeguard"} if axes else {}
+    pairs |= {
         "safeguard_side": "safeguard_side",
         "steps": "total_steps",
         "num_envs": "num_envs",
@@ -282,7 +293,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 if key == "safeguard":
                     vals = [None if str(v).lower() in ("none", "null") else v for v in vals]
                 grid[key] = list(vals)
-        for k, v in _ordered(_flag_overrides(args, seed=False)):
+        for k, v in _ordered(_flag_overrides(args, seed=False, axes=False)):
             apply_override(base, k, v)
         out = args.out or out
         if out is None:

@@ -113,3 +113,48 @@ def test_ray_sweep_on_a_local_instance(tmp_path):
         assert [r["status"] for r in res2] == ["skipped"] * 4
     finally:
         ray.shutdown()
+
+
+def test_cli_sweep_keeps_the_algorithm_preset(tmp_path, monkeypatch, capsys):
+    """`sweep --preset configs/shac_quadrotor.yaml --algo shac`: the grid axis must not drop
+    the preset's hyper-parameters (regression: --algo was applied to the base as a list)."""
+    from pathlib import Path
+
+    from safegrad import cli
+    from safegrad.experiments import sweep
+
+    seen = []
+    orig = sweep.expand_grid
+
+    def spy(base, grid, out):
+        jobs = orig(base, grid, out)
+        seen.extend(jobs)
+        return jobs
+
+    monkeypatch.setattr(sweep, "expand_grid", spy)
+    preset = Path(__file__).resolve().parents[2] / "configs" / "shac_quadrotor.yaml"
+    rc = cli.main(
+        [
+            "sweep",
+            "--preset",
+            str(preset),
+            "--env",
+            "BalanceQuadrotor-v0",
+            "--algo",
+            "shac",
+            "--safeguard",
+            "none",
+            "ray-mask",
+            "--seeds",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--dry-run",
+        ]
+    )
+    assert rc == 0
+    assert len(seen) == 2
+    for job in seen:
+        assert job.config.algo == "shac"
+        assert job.config.algo_config["horizon"] == 43  # quadrotor preset, not the default 64
+        assert job.config.algo_config["gamma"] == 0.9

@@ -104,6 +104,12 @@ class EvalRecorder:
         self.__dict__["episodes"] = []
         self.__dict__["_round"] = None
 
+    @property
+    def env(self) -> Any:
+        """The wrapped env (so wrapper lookups such as ``find_safeguard_wrapper`` see the
+        :class:`~safegrad.safeguards.SafeguardWrapper` and count evaluation interventions)."""
+        return self.__dict__["_env"]
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["_env"], name)
 
