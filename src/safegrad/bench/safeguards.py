@@ -61,6 +61,8 @@ TASKS = {
 }
 SAFEGUARD_NAMES = ("BP", "RM", "HRM", "CompositeCBF", "CBFQP")
 CBF_NAMES = ("CompositeCBF", "CBFQP")
+#: safeguards whose centre QP is warm-started from the previous call (also timed cold)
+WARM_NAMES = ("RM", "HRM")
 DEFAULT_BATCHES = (8, 16, 64, 1024)
 GOAL_RATIO = 50.0
 GOAL_DIFF = 1e-6
@@ -117,25 +119,32 @@ def _instance(task: str, B: int) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def _ours(name: str, inst: dict):
-    """``f(grad: bool) -> (a_s, grad_a)``: one call of our safeguard on the instance."""
+def _ours(name: str, inst: dict, cold: bool = False):
+    """``f(grad: bool) -> (a_s, grad_a)``: one call of our safeguard on the instance.  With
+    ``cold`` (RM, HRM) every call uses a fresh module: no warm start of the centre QP from a
+    previous call (the dual active-set method from scratch, docs/safeguards.md)."""
     from safegrad import safeguards as sg
     from safegrad.sets import HPolytope
 
-    if name == "BP":
-        mod = sg.BoundaryProjection()
-    elif name == "RM":
-        mod = sg.RayMask("linear", centre="zonotope")
-    elif name == "HRM":
-        mod = sg.RayMask("tanh", centre="zonotope")
-    elif name == "CompositeCBF":
-        mod = sg.CompositeCBF(kappa=inst["kappa"], alpha=inst["alpha"])
-    else:
-        mod = sg.CBFQP(alpha=inst["alpha"])
+    def make():
+        if name == "BP":
+            return sg.BoundaryProjection()
+        if name == "RM":
+            return sg.RayMask("linear", centre="zonotope")
+        if name == "HRM":
+            return sg.RayMask("tanh", centre="zonotope")
+        if name == "CompositeCBF":
+            return sg.CompositeCBF(kappa=inst["kappa"], alpha=inst["alpha"])
+        return sg.CBFQP(alpha=inst["alpha"])
+
+    mod = make()
     cbf = name in CBF_NAMES
     keys = ("a", "h", "lf", "lg") if cbf else ("a", "C", "d")
 
     def call(grad: bool):
+        nonlocal mod
+        if cold:
+            mod = make()
         t = {k: inst[k].clone().requires_grad_(grad) for k in keys}
         if cbf:
             s = sg.CBFConstraints(t["h"], t["lf"], t["lg"])
@@ -332,6 +341,11 @@ def run(args) -> dict:
                     "ours_fwd_ms": 1e3 * _median_time(lambda f=ours: f(False), args.repeats),
                     "ours_fwdbwd_ms": 1e3 * _median_time(lambda f=ours: f(True), args.repeats),
                 }
+                if name in WARM_NAMES:  # the first call of a fresh module (no warm start)
+                    cold = _ours(name, inst, cold=True)
+                    cell["ours_fwdbwd_cold_ms"] = 1e3 * _median_time(
+                        lambda f=cold: f(True), args.repeats
+                    )
                 for mode, grad in (("fwd", False), ("fwdbwd", True)):
                     key = (task, name, mode)
                     skip = None
@@ -362,6 +376,11 @@ def run(args) -> dict:
                 for mode in ("fwd", "fwdbwd"):
                     r = cell.get(f"ref_{mode}_ms")
                     cell[f"ratio_{mode}"] = None if r is None else r / cell[f"ours_{mode}_ms"]
+                if "ours_fwdbwd_cold_ms" in cell:
+                    r = cell.get("ref_fwdbwd_ms")
+                    cell["ratio_fwdbwd_cold"] = (
+                        None if r is None else r / cell["ours_fwdbwd_cold_ms"]
+                    )
                 cells.append(cell)
                 print(_cell_line(cell), flush=True)
     return {
@@ -430,11 +449,16 @@ def to_markdown(res: dict) -> str:
         "'interv.' = fraction of elements the safeguard changed. 'solver' = fraction of "
         "elements whose safe set keeps rows with two or more non-zero entries after the rows "
         "redundant on the box part are dropped: those need the 2-D projection (BP) and the "
-        "centre QP (RM, HRM); the others are closed form.",
+        "centre QP (RM, HRM); the others are closed form. RM and HRM warm-start the centre QP "
+        "from the active set of the module's previous call (docs/safeguards.md, 'Warm start'), "
+        "which the timed calls (after warm-up calls on the same instance) always reuse; 'cold' "
+        "= fwd+bwd of a fresh module's first call (the centre QP's dual active-set method "
+        "from scratch), and its ratio.",
         "",
         "| task | B | safeguard | rows | interv. | solver | ours fwd [ms] | ours fwd+bwd [ms] | "
-        "ref fwd [ms] | ref fwd+bwd [ms] | ratio fwd | ratio fwd+bwd | max diff | grad diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "ref fwd [ms] | ref fwd+bwd [ms] | ratio fwd | ratio fwd+bwd | cold fwd+bwd [ms] | "
+        "ratio cold | max diff | grad diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for c in res["cells"]:
@@ -444,6 +468,7 @@ def to_markdown(res: dict) -> str:
             f"{c['ours_fwd_ms']:.2f} | {c['ours_fwdbwd_ms']:.2f} | "
             f"{_fmt(c.get('ref_fwd_ms'), '.1f')} | {_fmt(c.get('ref_fwdbwd_ms'), '.1f')} | "
             f"{_fmt(c['ratio_fwd'], '.0f')} | {_fmt(c['ratio_fwdbwd'], '.0f')} | "
+            f"{_fmt(c.get('ours_fwdbwd_cold_ms'))} | {_fmt(c.get('ratio_fwdbwd_cold'), '.0f')} | "
             f"{_fmt(c.get('max_diff'), '.1e')} | {_fmt(c.get('grad_diff'), '.1e')} |"
         )
         for mode in ("fwd", "fwdbwd"):
@@ -458,8 +483,8 @@ def to_markdown(res: dict) -> str:
         "",
     ]
     lines += [
-        "| task | safeguard | B | ratio fwd+bwd | max diff | meets goal |",
-        "|---|---|---|---|---|---|",
+        "| task | safeguard | B | ratio fwd+bwd | ratio cold | max diff | meets goal |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in res["cells"]:
         if c["B"] not in (8, 16):
@@ -468,6 +493,7 @@ def to_markdown(res: dict) -> str:
         ok = r is not None and dmax is not None and r >= GOAL_RATIO and dmax <= GOAL_DIFF
         lines.append(
             f"| {c['task']} | {c['safeguard']} | {c['B']} | {_fmt(r, '.0f')} | "
+            f"{_fmt(c.get('ratio_fwdbwd_cold'), '.0f')} | "
             f"{_fmt(dmax, '.1e')} | {'yes' if ok else 'no'} |"
         )
     if notes:

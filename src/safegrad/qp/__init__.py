@@ -24,6 +24,10 @@ Algorithm and why (details, tolerances and measurements in docs/qp.md):
 * **Backward**: implicit differentiation of the same active-set KKT system (OptNet formulas). For
   linearly dependent active rows the regularised solve with refinement returns the min-norm
   multiplier sensitivity, i.e. a consistent element of the generalised Jacobian.
+* **Warm start** (``active_hint=``): the KKT system on a guessed active set (e.g. the previous
+  call's ``info.active``), accepted per problem by the KKT checks; wrong guesses of strictly convex
+  problems are repaired by a batched dual active-set method (Goldfarb-Idnani, ``_dual.py``), the
+  rest take the cold path. Same optimum, same backward; docs/qp.md "Warm start".
 * **Infeasibility**: Farkas / unbounded-ray certificates tested on the iterates every few
   iterations, per problem; failed problems are frozen, flagged in ``info.status``, get ``x = 0``
   and zero gradients.

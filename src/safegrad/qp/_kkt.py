@@ -36,17 +36,30 @@ class ActiveKKT:
     LU: Tensor
     piv: Tensor
     refine: int
+    Kinv: Tensor | None = None  # explicit inverse of the regularised matrix, if formed
+
+    def _apply(self, r: Tensor) -> Tensor:
+        if self.Kinv is not None:
+            return torch.bmm(self.Kinv, r)
+        return torch.linalg.lu_solve(self.LU, self.piv, r)
 
     def solve(self, rhs: Tensor) -> Tensor:
-        """Solve ``K0 w = rhs`` for ``rhs: (B, n + r, 1)`` by regularised LU + refinement."""
-        w = torch.linalg.lu_solve(self.LU, self.piv, rhs)
+        """Solve ``K0 w = rhs`` for ``rhs: (B, n + r, c)`` by the regularised factorisation
+        (or its explicit inverse) + refinement against ``K0``."""
+        w = self._apply(rhs)
         for _ in range(self.refine):
-            w = w + torch.linalg.lu_solve(self.LU, self.piv, rhs - self.K0 @ w)
+            w = w + self._apply(torch.baddbmm(rhs, self.K0, w, alpha=-1.0))
         return w
 
 
 def build_active_kkt(
-    Q: Tensor, G: Tensor, A: Tensor, active: Tensor, delta: float, refine: int
+    Q: Tensor,
+    G: Tensor,
+    A: Tensor,
+    active: Tensor,
+    delta: float,
+    refine: int,
+    inverse: bool = True,
 ) -> ActiveKKT:
     """Gather the active rows and factor the regularised KKT matrix.
 
@@ -55,6 +68,14 @@ def build_active_kkt(
         active: ``(B, m)`` bool, inequality rows treated as equalities.
         delta: regularisation of the quasi-definite factorisation.
         refine: iterative-refinement steps in :meth:`ActiveKKT.solve`.
+        inverse: also form the explicit inverse of the regularised matrix (one triangular
+            solve against ``I``), so that every later solve is one batched product: at these
+            sizes (``n + r <= ~20``) a ``bmm`` costs ~2.5 us against ~15 us for ``lu_solve``
+            (1 CPU thread, measured), which pays off from two solves on (a forward with
+            refinement and its backward).  Only where every LU pivot is above ``1e-6`` times
+            the largest (no dependent active rows); elsewhere the solves stay ``lu_solve`` +
+            refinement, whose accuracy on the regularised singular system the inverse would
+            lose (measured: 4e-8 instead of 1e-12 on duplicated rows).
     """
     B, n = Q.shape[0], Q.shape[-1]
     m, k = G.shape[-2], A.shape[-2]
@@ -70,8 +91,11 @@ def build_active_kkt(
         idx = torch.zeros(B, 0, dtype=torch.long, device=device)
         mask_i = torch.zeros(B, 0, 1, dtype=dtype, device=device)
         Gi = G[:, :0]
-    C = torch.cat([Gi, A], dim=1) if k > 0 else Gi
-    mask = torch.cat([mask_i, torch.ones(B, k, 1, dtype=dtype, device=device)], 1)
+    if k > 0:
+        C = torch.cat([Gi, A], dim=1)
+        mask = torch.cat([mask_i, torch.ones(B, k, 1, dtype=dtype, device=device)], 1)
+    else:
+        C, mask = Gi, mask_i
     r = ma + k
     K0 = torch.cat(
         [
@@ -80,11 +104,36 @@ def build_active_kkt(
         ],
         dim=-2,
     )
-    reg = torch.cat(
-        [
-            torch.full((n,), delta, dtype=dtype, device=device),
-            torch.full((r,), -delta, dtype=dtype, device=device),
-        ]
-    )
-    LU, piv, _ = torch.linalg.lu_factor_ex(K0 + torch.diag(reg))
-    return ActiveKKT(idx=idx, mask=mask, C=C, K0=K0, LU=LU, piv=piv, refine=refine)
+    nr = n + r
+    LU, piv, _ = torch.linalg.lu_factor_ex(K0 + _reg_diag(n, r, delta, dtype, device))
+    Kinv = None
+    if inverse and B > 0:
+        # only for well-conditioned systems: with dependent active rows the regularised matrix
+        # has pivots ~delta, and an explicit inverse would lose the refinement's accuracy
+        piv_abs = LU.diagonal(dim1=-2, dim2=-1).abs()
+        if bool((piv_abs.amin(-1) > 1e-6 * piv_abs.amax(-1)).all()):  # one host sync
+            eye = torch.eye(nr, dtype=dtype, device=device).expand(B, nr, nr)
+            Kinv = torch.linalg.lu_solve(LU, piv, eye)
+    return ActiveKKT(idx=idx, mask=mask, C=C, K0=K0, LU=LU, piv=piv, refine=refine, Kinv=Kinv)
+
+
+_REG_CACHE: dict[tuple, Tensor] = {}
+
+
+def _reg_diag(n: int, r: int, delta: float, dtype, device) -> Tensor:
+    """``diag(delta I_n, -delta I_r)``, cached per shape, dtype and device (created outside
+    inference mode, so that it may enter autograd graphs later)."""
+    key = (n, r, delta, dtype, device)
+    val = _REG_CACHE.get(key)
+    if val is None:
+        if len(_REG_CACHE) > 256:
+            _REG_CACHE.clear()
+        with torch.inference_mode(False):
+            d = torch.cat(
+                [
+                    torch.full((n,), delta, dtype=dtype, device=device),
+                    torch.full((r,), -delta, dtype=dtype, device=device),
+                ]
+            )
+            val = _REG_CACHE[key] = torch.diag(d)
+    return val

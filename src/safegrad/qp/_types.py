@@ -38,6 +38,11 @@ class QPInfo:
         y: ``(*batch, k)`` equality duals, not differentiable.
         status: ``(*batch,)`` int64, values of :class:`QPStatus`.
         iterations: ``(*batch,)`` int64, interior-point iterations used by each problem.
+        active: ``(*batch, m)`` bool, the active inequality rows of the returned solution (the
+            rows of the implicit-differentiation system; all False for failed problems); pass
+            it as ``active_hint`` to a later, similar call (docs/qp.md, "Warm start").
+        warm: ``(*batch,)`` bool, the problem was solved from ``active_hint`` (no IPM or
+            enumeration ran for it).
     """
 
     x: Tensor
@@ -45,6 +50,8 @@ class QPInfo:
     y: Tensor
     status: Tensor
     iterations: Tensor
+    active: Tensor | None = None
+    warm: Tensor | None = None
 
     @property
     def solved(self) -> Tensor:

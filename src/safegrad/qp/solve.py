@@ -5,6 +5,9 @@ active-set identification (``z_i > s_i``) -> polish (equality-constrained KKT on
 :mod:`safegrad.qp._kkt`) -> per-problem status.
 Backward: implicit differentiation of the active-set KKT system at the solution, with the same
 factorisation as the polish step (OptNet-style formulas, see :class:`_QPFunction`).
+Warm start (``active_hint``): the KKT system on the hinted active set, checked; failures repaired
+by the dual active-set method (:mod:`safegrad.qp._dual`) and solved again on the final active
+sets; the rest to the cold path above (docs/qp.md, "Warm start").
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from safegrad.qp._dual import dual_active_set
 from safegrad.qp._enum import enumerate_active_set, subset_count
 from safegrad.qp._ipm import interior_point
 from safegrad.qp._kkt import ActiveKKT, build_active_kkt
@@ -34,6 +38,7 @@ class _Options:
     delta: float
     refine: int
     method: str
+    dual_steps: int
 
 
 METHODS = ("auto", "ipm", "enum")
@@ -84,6 +89,7 @@ def _options(dtype: torch.dtype, device: torch.device, tol, max_iter, method) ->
         delta=1e-10 if f64 else 1e-6,
         refine=2 if f64 else 1,
         method=method,
+        dual_steps=30,
     )
 
 
@@ -97,8 +103,9 @@ class _QPFunction(torch.autograd.Function):
     """Batched QP with implicit-differentiation backward.
 
     Inputs are batch-flattened: ``Q (B,n,n)``, ``p (B,n)``, ``G (B,m,n)``, ``h (B,m)``,
-    ``A (B,k,n)``, ``b (B,k)`` (``m`` or ``k`` may be 0). Outputs ``x (B,n)`` (differentiable),
-    ``z (B,m)``, ``y (B,k)``, ``status (B,)``, ``iterations (B,)`` (not differentiable).
+    ``A (B,k,n)``, ``b (B,k)`` (``m`` or ``k`` may be 0), ``hint (B,m)`` bool or ``None``
+    (``active_hint``). Outputs ``x (B,n)`` (differentiable), ``z (B,m)``, ``y (B,k)``,
+    ``status (B,)``, ``iterations (B,)``, ``active (B,m)``, ``warm (B,)`` (not differentiable).
 
     Backward (OptNet, Amos & Kolter 2017, eq. 7-8, restricted to the active set ``I``; ``C = [G_I;
     A]``, ``lam = [z_I; y]``): solve ``K0 [u; v] = [dL/dx; 0]`` with the active-set KKT matrix
@@ -107,18 +114,22 @@ class _QPFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(Q, p, G, h, A, b, opts: _Options):
+    def forward(Q, p, G, h, A, b, hint, opts: _Options):
         B, n = p.shape
         m, k = G.shape[1], A.shape[1]
         dtype, device = p.dtype, p.device
         Qs = 0.5 * (Q + Q.mT)
-        nuG, nuA = _row_norms(G), _row_norms(A)
+        nuG = _row_norms(G)
         Gs, hs = G / nuG, h.unsqueeze(-1) / nuG
-        As, bs = A / nuA, b.unsqueeze(-1) / nuA
+        if k > 0:
+            nuA = _row_norms(A)
+            As, bs = A / nuA, b.unsqueeze(-1) / nuA
+            scale_p = 1.0 + torch.maximum(_amax_abs(hs), _amax_abs(bs))
+        else:  # (no equalities: skip their normalisation)
+            nuA, As, bs = A.new_ones(B, 0, 1), A, b.unsqueeze(-1)
+            scale_p = 1.0 + _amax_abs(hs)
         pc = p.unsqueeze(-1)
         ok_codes = (int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
-
-        scale_p = 1.0 + torch.maximum(_amax_abs(hs), _amax_abs(bs))
         scale_d = 1.0 + _amax_abs(pc)
         ptol, dtol = opts.tol * scale_p, opts.tol * scale_d
 
@@ -203,7 +214,15 @@ class _QPFunction(torch.autograd.Function):
             status = torch.where(good, int(QPStatus.SOLVED), st.status)
             return x, z, y, status, st.iterations.squeeze(-1), kkt
 
-        if m > 0 and B > 0 and _use_enum(opts.method, B, n, m, k):
+        def cold_path(Qs, pc, Gs, hs, As, bs, ptol, dtol):
+            """Enumeration (where ``method`` selects it; failures to the IPM) or the IPM path.
+            Returns x, z, y, status, iterations, the active set ``(B, m)`` and its factored KKT
+            system (``None``: not built yet, the backward builds it from the active set)."""
+            data = dict(Qs=Qs, Gs=Gs, As=As, pc=pc, hs=hs, bs=bs, ptol=ptol, dtol=dtol)
+            B = pc.shape[0]
+            if not _use_enum(opts.method, B, n, m, k):
+                x, z, y, status, iters, kkt = ipm_path(Qs, pc, Gs, hs, As, bs, ptol, dtol)
+                return x, z, y, status, iters, _kkt_active(kkt, m), kkt
             # the enumerated candidate is a KKT point (primal and dual feasibility checked,
             # stationarity and complementarity by construction). Where x_u - Q^{-1} C' lambda
             # cancels (Q ill-conditioned, e.g. 1e-6 I) x is recomputed from the active-set KKT
@@ -218,7 +237,7 @@ class _QPFunction(torch.autograd.Function):
                 x, z, y, good, kkt = xe, ze.clamp_min(0.0), ye, found, None
             else:
                 status = torch.where(found, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
-                kkt, x, z, y, good = polish(active, status, ze, ye, keep_lam=True)
+                kkt, x, z, y, good = polish(active, status, ze, ye, keep_lam=True, **data)
                 good = good & found
             status = torch.where(good, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
             iters = torch.zeros(B, dtype=torch.long, device=device)
@@ -232,19 +251,64 @@ class _QPFunction(torch.autograd.Function):
                     y.index_copy(0, bad, yb),
                 )
                 status, iters = status.index_copy(0, bad, sb), iters.index_copy(0, bad, ib)
-                act_b = torch.zeros(bad.numel(), m, dtype=torch.bool, device=device)
-                act_b = act_b.scatter(1, kb.idx, kb.mask[:, : kb.idx.shape[1], 0] > 0)
-                active = active.index_copy(0, bad, act_b)
-                kkt = build_active_kkt(Qs, Gs, As, active, opts.delta, opts.refine)
-        elif m > 0:
-            x, z, y, status, iters, kkt = ipm_path(Qs, pc, Gs, hs, As, bs, ptol, dtol)
+                active = active.index_copy(0, bad, _kkt_active(kb, m))
+                kkt = None
+            return x, z, y, status, iters, active, kkt
+
+        if m > 0 and B > 0 and hint is not None:
+            # warm start (docs/qp.md, "Warm start"): the KKT system on the hinted active set,
+            # accepted per problem where it is a KKT point
+            kkt, x, z, y, good, (zr, r) = _hinted_solve(
+                Qs, pc, Gs, hs, As, bs, ptol, dtol, hint, opts, raw=True
+            )
+            bad = (~good).nonzero().squeeze(-1)
+            if bad.numel() == 0:  # one host sync; every hint held: short output path
+                saved = (Qs, Gs, As, nuG, nuA, x, z, y, kkt, None, None)
+                iters = torch.zeros(B, dtype=torch.long, device=device)
+                status = iters  # all SOLVED (= 0)
+                z_out, y_out = (z / nuG).squeeze(-1), (y / nuA).squeeze(-1)
+                return x.squeeze(-1), z_out, y_out, status, iters, hint, good, saved
+            # the others: the dual active-set method from their hint (strictly convex problems),
+            # then the same KKT solve on the final active sets of the whole batch, so that the
+            # result depends on the problem and its active set only (bitwise the same as a
+            # later call hinted with that active set); what still fails takes the cold path
+            sel = [t.index_select(0, bad) for t in (Qs, pc, Gs, hs, As, bs, ptol, dtol)]
+            start = tuple(t.index_select(0, bad) for t in (x, zr, y, r))
+            act_b = _dual_repair(*sel, hint.index_select(0, bad), opts, start)
+            active = hint.index_copy(0, bad, act_b)
+            kkt, x, z, y, good = _hinted_solve(Qs, pc, Gs, hs, As, bs, ptol, dtol, active, opts)
+            bad = (~good).nonzero().squeeze(-1)
+            if bad.numel() == 0:  # one host sync; all repaired: short output path
+                saved = (Qs, Gs, As, nuG, nuA, x, z, y, kkt, None, None)
+                iters = torch.zeros(B, dtype=torch.long, device=device)
+                z_out, y_out = (z / nuG).squeeze(-1), (y / nuA).squeeze(-1)
+                return x.squeeze(-1), z_out, y_out, iters, iters, active, good, saved
+            warm = good
+            status = torch.where(good, int(QPStatus.SOLVED), int(QPStatus.MAX_ITER))
+            iters = torch.zeros(B, dtype=torch.long, device=device)
+            if bad.numel() > 0:  # the rest goes to the cold path
+                kkt = None
+                sel = [t.index_select(0, bad) for t in (Qs, pc, Gs, hs, As, bs, ptol, dtol)]
+                xb, zb, yb, sb, ib, ab, _ = cold_path(*sel)
+                x, z, y = (
+                    x.index_copy(0, bad, xb),
+                    z.index_copy(0, bad, zb),
+                    y.index_copy(0, bad, yb),
+                )
+                status, iters = status.index_copy(0, bad, sb), iters.index_copy(0, bad, ib)
+                active = active.index_copy(0, bad, ab)
+        elif m > 0 and B > 0:
+            x, z, y, status, iters, active, kkt = cold_path(Qs, pc, Gs, hs, As, bs, ptol, dtol)
+            warm = torch.zeros(B, dtype=torch.bool, device=device)
         else:
             status = torch.full((B,), int(QPStatus.MAX_ITER), dtype=torch.long, device=device)
             iters = torch.zeros(B, dtype=torch.long, device=device)
+            active = torch.zeros(B, m, dtype=torch.bool, device=device)
+            warm = torch.zeros(B, dtype=torch.bool, device=device)
             kkt, x, z, y, good = polish(
-                torch.zeros(B, 0, dtype=torch.bool, device=device),
+                active,
                 status,
-                torch.zeros(B, 0, 1, dtype=dtype, device=device),
+                torch.zeros(B, m, 1, dtype=dtype, device=device),
                 torch.zeros(B, k, 1, dtype=dtype, device=device),
             )
             # no IPM ran: failing the KKT checks means infeasible equalities or unbounded
@@ -267,22 +331,32 @@ class _QPFunction(torch.autograd.Function):
             z_out = torch.where(ok3, z_out, torch.where(pinf3, z_out / cert_norm, 0.0))
             y_out = torch.where(ok3, y_out, torch.where(pinf3, y_out / cert_norm, 0.0))
         z_out, y_out = torch.nan_to_num(z_out), torch.nan_to_num(y_out)
+        active = active & ok.unsqueeze(-1)
         lazy = (active, opts.delta, opts.refine) if kkt is None else None
         saved = (Qs, Gs, As, nuG, nuA, x, z, y, kkt, lazy, ok3)
-        return x.squeeze(-1), z_out.squeeze(-1), y_out.squeeze(-1), status, iters, saved
+        return (
+            x.squeeze(-1),
+            z_out.squeeze(-1),
+            y_out.squeeze(-1),
+            status,
+            iters,
+            active,
+            warm,
+            saved,
+        )
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, z, y, status, iters, saved = output
+        x, z, y, status, iters, active, warm, saved = output
         ctx.saved = saved
-        ctx.mark_non_differentiable(z, y, status, iters)
+        ctx.mark_non_differentiable(z, y, status, iters, active, warm)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gx, _gz, _gy, _gs, _gi, _gsaved):
+    def backward(ctx, gx, _gz, _gy, _gs, _gi, _ga, _gw, _gsaved):
         Qs, Gs, As, nuG, nuA, x, z, y, kkt, lazy, ok3 = ctx.saved
         if gx is None:
-            return (None,) * 7
+            return (None,) * 8
         if kkt is None:  # enumeration fast path: factor the active-set KKT system only now
             kkt = build_active_kkt(Qs, Gs, As, *lazy)
         kkt: ActiveKKT
@@ -292,7 +366,9 @@ class _QPFunction(torch.autograd.Function):
         lam_a = torch.cat([_gather(z, kkt.idx) * kkt.mask[:, :ma], y], 1)
         g = gx.unsqueeze(-1)
         w = kkt.solve(torch.cat([g, torch.zeros_like(lam_a)], 1))
-        u, v = w[:, :n] * ok3, w[:, n:] * ok3
+        u, v = w[:, :n], w[:, n:]
+        if ok3 is not None:  # (None: every problem solved)
+            u, v = u * ok3, v * ok3
         need = ctx.needs_input_grad
         dQ = dp = dG = dh = dA = db = None
         if need[0]:
@@ -315,7 +391,61 @@ class _QPFunction(torch.autograd.Function):
         if need[5]:
             db = (v[:, ma:] / nuA).squeeze(-1)
         del k
-        return dQ, dp, dG, dh, dA, db, None
+        return dQ, dp, dG, dh, dA, db, None, None
+
+
+def _hinted_solve(
+    Qs, pc, Gs, hs, As, bs, ptol, dtol, hint: Tensor, opts: _Options, raw: bool = False
+):
+    """The KKT system on the hinted active set (docs/qp.md, "Warm start"): the solution of
+    ``min 1/2 x'Qx + p'x  s.t.  G_S x = h_S, Ax = b`` and its multipliers, accepted per problem
+    where it is a KKT point of the whole problem: every row feasible (``<= ptol``), every hinted
+    row tight (``|G_i x - h_i| <= ptol``: where hinted rows are inconsistent the regularised
+    solve is only a least-squares point), multipliers ``>= -dtol`` and stationarity
+    (``<= dtol``). Returns ``(kkt, x, z (clamped >= 0), y, good)``, with ``raw`` also
+    ``(z unclamped (B, m), G x - h (B, m))``."""
+    B, n = pc.shape[0], pc.shape[1]
+    m = Gs.shape[1]
+    kkt = build_active_kkt(Qs, Gs, As, hint, opts.delta, opts.refine)
+    ma = kkt.idx.shape[1]
+    idx3 = kkt.idx.unsqueeze(-1)
+    w = kkt.solve(torch.cat([-pc, kkt.mask * torch.cat([hs.gather(1, idx3), bs], 1)], 1))
+    x, lam = w[:, :n], w[:, n:]
+    r = torch.baddbmm(-hs, Gs, x)
+    good = r.amax(-2) <= ptol
+    good &= ((r.gather(1, idx3) * kkt.mask[:, :ma]).abs().amax(-2) <= ptol) if ma > 0 else True
+    good &= lam[:, :ma].amin(-2) >= -dtol if ma > 0 else True
+    rd = torch.baddbmm(torch.baddbmm(pc, Qs, x), kkt.C.mT, lam)
+    good = (good & (rd.abs().amax(-2) <= dtol)).squeeze(-1)
+    z = lam.new_zeros(B, m, 1).scatter(1, idx3, lam[:, :ma] * kkt.mask[:, :ma])
+    if raw:  # (the dual active-set repair starts from this point)
+        return kkt, x, z.clamp_min(0.0), lam[:, ma:], good, (z.squeeze(-1), r.squeeze(-1))
+    return kkt, x, z.clamp_min(0.0), lam[:, ma:], good
+
+
+def _dual_repair(
+    Qs, pc, Gs, hs, As, bs, ptol, dtol, hint: Tensor, opts: _Options, start=None
+) -> Tensor:
+    """Problems whose hint failed: the working set ``(B, m)`` the dual active-set method
+    reaches from the hint in ``opts.dual_steps`` steps (strictly convex problems only; the hint
+    itself elsewhere; ``start``: the hinted solve's point, see :func:`dual_active_set`). The
+    caller checks it (KKT)."""
+    _, info = torch.linalg.cholesky_ex(Qs)
+    pd = info == 0
+    if opts.dual_steps == 0 or not bool(pd.any()):
+        return hint
+    _, _, _, act, _ = dual_active_set(
+        Qs, pc, Gs, hs, As, bs, ptol, dtol, hint & pd.unsqueeze(-1),
+        delta=opts.delta, max_steps=opts.dual_steps, start=start,
+    )  # fmt: skip
+    return torch.where(pd.unsqueeze(-1), act, hint)
+
+
+def _kkt_active(kkt: ActiveKKT, m: int) -> Tensor:
+    """``(B, m)`` bool: the inequality rows in an active-set KKT system."""
+    B = kkt.idx.shape[0]
+    act = torch.zeros(B, m, dtype=torch.bool, device=kkt.idx.device)
+    return act.scatter(1, kkt.idx, kkt.mask[:, : kkt.idx.shape[1], 0] > 0)
 
 
 def _gather(vec: Tensor, idx: Tensor) -> Tensor:
@@ -381,10 +511,45 @@ def _prepare(Q, p, G, h, A, b):
     for d in batch:
         B *= d
     out = []
+    flat = len(batch) == 1
     for t, nd in items.values():
+        if flat and t.ndim == nd + 1 and t.shape[0] == B:
+            out.append(t)  # already (B, *core): no view ops
+            continue
         core = t.shape[t.ndim - nd :]
         out.append(t.expand(*batch, *core).reshape(B, *core))
     return tuple(out), tuple(batch), n
+
+
+def _prepare_hint(hint, batch: tuple[int, ...], m: int, device) -> Tensor | None:
+    """Validate ``active_hint`` and flatten it to ``(B, m)`` bool (``None`` passes through)."""
+    if hint is None:
+        return None
+    if not isinstance(hint, Tensor) or hint.dtype != torch.bool:
+        raise TypeError(
+            "active_hint must be a bool torch.Tensor of shape (*batch, m), got "
+            f"{type(hint).__name__}{'' if not isinstance(hint, Tensor) else ' ' + str(hint.dtype)}"
+        )
+    if hint.device != device:
+        raise ValueError(f"active_hint is on {hint.device} but p is on {device}; use one device")
+    if hint.ndim < 1 or hint.shape[-1] != m:
+        raise ValueError(
+            f"active_hint has shape {tuple(hint.shape)}, expected (*batch, {m}) for m={m} "
+            "inequalities"
+        )
+    try:
+        full = torch.broadcast_shapes(hint.shape[:-1], batch)
+    except RuntimeError as e:
+        raise ValueError(
+            f"active_hint batch shape {tuple(hint.shape[:-1])} does not broadcast to the "
+            f"problem batch {batch}"
+        ) from e
+    if tuple(full) != tuple(batch):
+        raise ValueError(
+            f"active_hint batch shape {tuple(hint.shape[:-1])} does not broadcast to the "
+            f"problem batch {batch}"
+        )
+    return hint.expand(*batch, m).reshape(-1, m)
 
 
 def solve_qp(
@@ -400,6 +565,7 @@ def solve_qp(
     max_iter: int | None = None,
     raise_on_infeasible: bool = False,
     method: str = "auto",
+    active_hint: Tensor | None = None,
 ):
     """Solve ``min 1/2 x'Qx + p'x  s.t.  Gx <= h, Ax = b`` for a batch of problems.
 
@@ -421,6 +587,14 @@ def solve_qp(
             of candidate active sets ``sum_{j <= n-k} C(m, j)``) predicts it to be faster, else
             ``"ipm"``. Both give the same ``x``, status and (consistent) gradients; see
             docs/qp.md "Enumeration". ``info.iterations`` is 0 for enumerated problems.
+        active_hint: optional ``(*batch, m)`` bool guess of the active inequality rows (e.g.
+            ``info.active`` of a previous, similar call). Per problem, the equality-constrained
+            KKT system on the hinted rows is solved directly and accepted only where it is a
+            KKT point to ``tol`` (hinted rows tight, all rows feasible, multipliers ``>= 0``,
+            stationarity); the other problems are solved as without the hint. A wrong hint
+            costs time, never accuracy: the result is the same optimum (unique for strictly
+            convex problems) and the backward the same active-set implicit differentiation
+            (docs/qp.md "Warm start"). ``info.warm`` says where the hint was accepted.
 
     Every input may be unbatched; the batch shape is the broadcast of the leading dims. If all
     inputs are unbatched, ``x`` has shape ``(n,)``.
@@ -434,17 +608,24 @@ def solve_qp(
         method = "ipm"  # an LP is not strictly convex: enumeration cannot apply
     (Q, p, G, h, A, b), batch, n = _prepare(Q, p, G, h, A, b)
     opts = _options(p.dtype, p.device, tol, max_iter, method)
-    x, z, y, status, iters, _ = _QPFunction.apply(Q, p, G, h, A, b, opts)
-    x = x.reshape(*batch, n)
+    hint = _prepare_hint(active_hint, batch, G.shape[-2], p.device)
+    x, z, y, status, iters, active, warm, _ = _QPFunction.apply(Q, p, G, h, A, b, hint, opts)
+    flat = len(batch) == 1
+    if not flat:
+        x = x.reshape(*batch, n)
     info = None
     if return_info or raise_on_infeasible:
-        info = QPInfo(
-            x=x,
-            z=z.reshape(*batch, z.shape[-1]),
-            y=y.reshape(*batch, y.shape[-1]),
-            status=status.reshape(batch),
-            iterations=iters.reshape(batch),
-        )
+        info = QPInfo(x=x, z=z, y=y, status=status, iterations=iters, active=active, warm=warm)
+        if not flat:
+            info = QPInfo(
+                x=x,
+                z=z.reshape(*batch, z.shape[-1]),
+                y=y.reshape(*batch, y.shape[-1]),
+                status=status.reshape(batch),
+                iterations=iters.reshape(batch),
+                active=active.reshape(*batch, active.shape[-1]),
+                warm=warm.reshape(batch),
+            )
     if raise_on_infeasible:
         bad = (status == int(QPStatus.PRIMAL_INFEASIBLE)) | (
             status == int(QPStatus.DUAL_INFEASIBLE)

@@ -43,6 +43,7 @@ __all__ = [
     "resolve_box",
     "default_directions",
     "project_polygon",
+    "project_polytope_2d",
     "ray_map",
     "least_violating_point",
 ]
@@ -158,6 +159,10 @@ def has_all_axes(D: Tensor) -> bool:
 
 
 def _matvec(M: Tensor, x: Tensor) -> Tensor:
+    """``M x`` for ``M (B, k, m)``, ``x (B, m)`` (``bmm``: fewer dispatches than ``@``), or any
+    broadcastable shapes."""
+    if M.dim() == 3 and x.dim() == 2 and M.shape[0] == x.shape[0]:
+        return torch.bmm(M, x.unsqueeze(-1)).squeeze(-1)
     return (M @ x.unsqueeze(-1)).squeeze(-1)
 
 
@@ -344,6 +349,65 @@ def _cross(u: Tensor, v: Tensor) -> Tensor:
     return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
 
 
+def _polygon_core(x: Tensor, N: Tensor, e: Tensor, tol: float, redundant: Tensor | None = None):
+    """The forward of :class:`_PolygonProject`: ``y (P, 2)``, ``ok (P,)`` and the tensors its
+    backward needs ``(n1, n2, det_s, two, lam1, lam2, y, i_row, j_row)``.  ``redundant``
+    ``(P, k)`` bool: rows known to be redundant (never active), left out of the candidates."""
+    P, k, _ = N.shape
+    thr = 64.0 * torch.finfo(x.dtype).eps
+    r = torch.baddbmm(e.unsqueeze(-1), N, x.unsqueeze(-1), beta=-1.0).squeeze(-1)  # residuals
+    rc = r if redundant is None else r.masked_fill(redundant, -math.inf)
+    kv = min(max(int((rc > tol).sum(-1).max()), 1), k)
+    if kv < k:
+        ri, cand = rc.topk(kv, -1)  # (P, kv): the violated rows first
+    else:
+        ri, cand = r, torch.arange(k, device=x.device).expand(P, k)
+    Ni = N.gather(1, cand.unsqueeze(-1).expand(P, kv, 2))
+    ei = e.gather(1, cand)
+    rot = _const(
+        ("rot90", x.dtype, x.device),
+        lambda: torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=x.dtype, device=x.device),
+    )
+    NT = N.mT
+    # rows [N_i; τ_i] (τ_i = (-N_i2, N_i1), the tangent) times N_j and x, in two products
+    NiT = torch.cat([Ni, Ni @ rot], 1)  # (P, 2 kv, 2)
+    prod = torch.bmm(NiT, torch.cat([NT, x.unsqueeze(-1)], -1))  # (P, 2 kv, k + 1)
+    S = prod[:, kv:, :k]  # N_j · τ_i = det(N_i, N_j)
+    num = e.unsqueeze(1) - ei.unsqueeze(-1) * prod[:, :kv, :k]
+    tx = prod[:, kv:, k]  # τ_i · x
+    pos, neg = S > thr, S < -thr
+    ratio = num / S
+    t_hi, j_hi = ratio.masked_fill(~pos, math.inf).min(-1)
+    t_lo, j_lo = ratio.masked_fill(~neg, -math.inf).max(-1)
+    par_bad = ((num < -tol) & ~(pos | neg)).any(-1)
+    t = torch.minimum(torch.maximum(tx, t_lo), t_hi)
+    # |x - (e_i N_i + t τ_i)|^2 = r_i^2 + (τ_i·x - t)^2  (N_i, τ_i orthonormal)
+    dist = torch.addcmul(ri * ri, tx - t, tx - t)
+    dist = dist.masked_fill(par_bad | (t_lo > t_hi + tol), math.inf)
+    dmin, best = dist.min(-1)
+    b1 = best.unsqueeze(-1)
+    vals = torch.stack((t, tx, t_hi, t_lo, ei, ri), 1).gather(2, b1.unsqueeze(1).expand(P, 6, 1))
+    tb, txb, thb, tlb, eb, rb = vals.squeeze(-1).unbind(-1)
+    js = torch.stack((j_hi, j_lo, cand), 1).gather(2, b1.unsqueeze(1).expand(P, 3, 1))
+    jhb, jlb, i_row = js.squeeze(-1).unbind(-1)
+    n1 = Ni.gather(1, b1.unsqueeze(-1).expand(P, 1, 2)).squeeze(1)
+    tau1 = n1 @ rot
+    y = torch.addcmul(eb.unsqueeze(-1) * n1, tb.unsqueeze(-1), tau1)
+    hi_act = txb > thb
+    two = hi_act | (txb < tlb)
+    j_row = torch.where(hi_act, jhb, jlb)
+    n2 = N.gather(1, j_row.view(P, 1, 1).expand(P, 1, 2)).squeeze(1)
+    det = tau1.mul(n2).sum(-1)  # det(n1, n2)
+    det_s = torch.where(two, det, 1.0)
+    w = x - y
+    # multipliers: one row: the residual; two rows: [n1 n2] λ = x - y (Cramer)
+    lam1 = torch.where(two, _cross(w, n2) / det_s, rb)
+    lam2 = torch.where(two, _cross(n1, w) / det_s, 0.0)
+    dtol = tol * (1.0 + x.abs().amax(-1))
+    ok = torch.isfinite(dmin) & (torch.minimum(lam1, lam2) >= -dtol) & torch.isfinite(y).all(-1)
+    return y, ok, (n1, n2, det_s, two, lam1, lam2, y, i_row, j_row)
+
+
 class _PolygonProject(torch.autograd.Function):
     """Euclidean projection of ``x (P, 2)`` onto ``{y : N y <= e}`` (unit rows ``N (P, k, 2)``;
     unbounded polygons allowed) for points **outside** it, exact and batched (spec A Eq. 12).
@@ -367,83 +431,175 @@ class _PolygonProject(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, N, e, tol):
-        P, k, _ = N.shape
-        thr = 64.0 * torch.finfo(x.dtype).eps
-        r = _matvec(N, x) - e  # (P, k) residuals
-        kv = min(max(int((r > tol).sum(-1).max()), 1), k)
-        if kv < k:
-            ri, cand = r.topk(kv, -1)  # (P, kv): the violated rows first
-        else:
-            ri, cand = r, torch.arange(k, device=x.device).expand(P, k)
-        Ni = N.gather(1, cand.unsqueeze(-1).expand(P, kv, 2))
-        ei = e.gather(1, cand)
-        tau = torch.stack((-Ni[..., 1], Ni[..., 0]), -1)  # (P, kv, 2)
-        NT = N.mT
-        S = tau @ NT  # (P, kv, k): N_j · τ_i = det(N_i, N_j)
-        num = e.unsqueeze(1) - ei.unsqueeze(-1) * (Ni @ NT)
-        pos, neg = S > thr, S < -thr
-        ratio = num / S
-        t_hi, j_hi = ratio.masked_fill(~pos, math.inf).min(-1)
-        t_lo, j_lo = ratio.masked_fill(~neg, -math.inf).max(-1)
-        par_bad = ((num < -tol) & ~(pos | neg)).any(-1)
-        tx = _matvec(tau, x)  # (P, kv)
-        t = torch.minimum(torch.maximum(tx, t_lo), t_hi)
-        # |x - (e_i N_i + t τ_i)|^2 = r_i^2 + (τ_i·x - t)^2  (N_i, τ_i orthonormal)
-        dist = ri * ri + (tx - t).square()
-        dist = dist.masked_fill(par_bad | (t_lo > t_hi + tol), math.inf)
-        dmin, best = dist.min(-1)
-        b1 = best.unsqueeze(-1)
-        vals = torch.stack((t, tx, t_hi, t_lo, ei), -1).gather(1, b1.unsqueeze(-1).expand(P, 1, 5))
-        tb, txb, thb, tlb, eb = vals.squeeze(1).unbind(-1)
-        js = torch.stack((j_hi, j_lo, cand), -1).gather(1, b1.unsqueeze(-1).expand(P, 1, 3))
-        jhb, jlb, i_row = js.squeeze(1).unbind(-1)
-        n1 = Ni.gather(1, b1.unsqueeze(-1).expand(P, 1, 2)).squeeze(1)
-        tau1 = torch.stack((-n1[:, 1], n1[:, 0]), -1)
-        y = eb.unsqueeze(-1) * n1 + tb.unsqueeze(-1) * tau1
-        hi_act = txb > thb
-        two = hi_act | (txb < tlb)
-        j_row = torch.where(hi_act, jhb, jlb)
-        n2 = N.gather(1, j_row.view(P, 1, 1).expand(P, 1, 2)).squeeze(1)
-        det = tau1.mul(n2).sum(-1)  # det(n1, n2)
-        det_s = torch.where(two, det, 1.0)
-        w = x - y
-        # multipliers: one row: the residual; two rows: [n1 n2] λ = x - y (Cramer)
-        lam1 = torch.where(two, _cross(w, n2) / det_s, ri.gather(1, b1).squeeze(1))
-        lam2 = torch.where(two, _cross(n1, w) / det_s, 0.0)
-        dtol = tol * (1.0 + x.abs().amax(-1))
-        ok = torch.isfinite(dmin) & (torch.minimum(lam1, lam2) >= -dtol)
-        ok = ok & torch.isfinite(y).all(-1)
-        ctx.save_for_backward(n1, n2, det_s, two, lam1, lam2, y, i_row, j_row)
-        ctx.k = k
+        y, ok, saved = _polygon_core(x, N, e, tol)
+        ctx.save_for_backward(*saved)
+        ctx.k = N.shape[1]
         ctx.mark_non_differentiable(ok)
         return y, ok
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g, _gok):
-        n1, n2, det_s, two, lam1, lam2, y, i_row, j_row = ctx.saved_tensors
-        P = g.shape[0]
-        two_ = two.unsqueeze(-1)
-        # one active row (unit): v1 = n1·g, u = g - v1 n1; two: u = 0, v = [n1 n2]^{-1} g
-        v1_one = (n1 * g).sum(-1)
-        v1 = torch.where(two, _cross(g, n2) / det_s, v1_one)
-        v2 = torch.where(two, _cross(n1, g) / det_s, 0.0)
-        u = torch.where(two_, 0.0, g - v1_one.unsqueeze(-1) * n1)
-        gx = gN = ge = None
-        if ctx.needs_input_grad[0]:
-            gx = u
-        ar = torch.arange(P, device=g.device)
-        if ctx.needs_input_grad[1]:
-            gN = g.new_zeros(P, ctx.k, 2)
-            dN1 = -(lam1.unsqueeze(-1) * u + v1.unsqueeze(-1) * y)
-            dN2 = torch.where(two_, -(v2.unsqueeze(-1) * y), 0.0)
-            gN.index_put_((ar, i_row), dN1, accumulate=True)
-            gN.index_put_((ar, j_row), dN2, accumulate=True)
-        if ctx.needs_input_grad[2]:
-            ge = g.new_zeros(P, ctx.k)
-            ge.index_put_((ar, i_row), v1, accumulate=True)
-            ge.index_put_((ar, j_row), v2, accumulate=True)
+        need = ctx.needs_input_grad
+        gx, gN, ge = _polygon_grads(g, ctx.saved_tensors, ctx.k, need[0], need[1], need[2])
         return gx, gN, ge, None
+
+
+def _polygon_grads(g: Tensor, saved, k: int, need_x: bool, need_N: bool, need_e: bool):
+    """Backward of :class:`_PolygonProject` (its docstring) from the saved tensors of
+    :func:`_polygon_core`: ``(∂L/∂x, ∂L/∂N (P, k, 2), ∂L/∂e (P, k))``, ``None`` where not
+    needed."""
+    n1, n2, det_s, two, lam1, lam2, y, i_row, j_row = saved
+    P = g.shape[0]
+    two_ = two.unsqueeze(-1)
+    # one active row (unit): v1 = n1·g, u = g - v1 n1; two: u = 0, v = [n1 n2]^{-1} g
+    v1_one = (n1 * g).sum(-1)
+    v1 = torch.where(two, _cross(g, n2) / det_s, v1_one)
+    v2 = torch.where(two, _cross(n1, g) / det_s, 0.0)
+    u = torch.where(two_, 0.0, g - v1_one.unsqueeze(-1) * n1)
+    gN = ge = None
+    ar = torch.arange(P, device=g.device)
+    if need_N:
+        gN = g.new_zeros(P, k, 2)
+        dN1 = -(lam1.unsqueeze(-1) * u + v1.unsqueeze(-1) * y)
+        dN2 = torch.where(two_, -(v2.unsqueeze(-1) * y), 0.0)
+        gN.index_put_((ar, i_row), dN1, accumulate=True)
+        gN.index_put_((ar, j_row), dN2, accumulate=True)
+    if need_e:
+        ge = g.new_zeros(P, k)
+        ge.index_put_((ar, i_row), v1, accumulate=True)
+        ge.index_put_((ar, j_row), v2, accumulate=True)
+    return (u if need_x else None), gN, ge
+
+
+def cutting_fraction(C: Tensor, d: Tensor, low: Tensor, high: Tensor, tol: float, scale) -> float:
+    """Fraction of the ``B`` elements of ``{C a <= d}`` (``C (B, k, m)``) with a general row
+    (two or more non-zero entries) that is not redundant on the action box ``[low, high]``
+    (``(m,)``; support below the offset by the pruning margin).  The raw 2-D paths
+    (:class:`_PolytopeProject2D`, :meth:`Region.build_raw`) pay off when most elements need a
+    solver; where most sets reduce to boxes after pruning the fused box paths are cheaper.  One
+    host sync."""
+    with torch.no_grad():
+        m = C.shape[-1]
+        gen = (C != 0).sum(-1) > 1
+        nu = torch.linalg.vector_norm(C, dim=-1)
+        if low is _unit_box(m, low.dtype, low.device)[0]:
+            supp = C.abs().sum(-1)
+        else:
+            supp = _matvec(C, 0.5 * (low + high)) + _matvec(C.abs(), 0.5 * (high - low))
+        margin = (2.0 * math.sqrt(m) * tol * scale) * nu
+        cut = (gen & ~(supp <= d - margin)).any(-1)
+        return float(cut.sum()) / max(C.shape[0], 1)
+
+
+class _PolytopeProject2D(torch.autograd.Function):
+    """Boundary projection onto ``{C a <= d} ∩ [low, high]`` for ``m = 2``, fused, on the raw
+    rows (no pruning, no :class:`Region`): the fast path of
+    :class:`~safegrad.safeguards.BoundaryProjection` for 2-D sets with general rows.
+
+    Forward: unit rows ``N = C/|C|``, ``e = d/|C|`` (zero rows replaced by the inert row
+    ``a_1 <= high_1 + 1``) and the 4 rows of the action box; ``a`` where its largest residual is
+    ``<= tol`` (returned exactly), else the exact 2-D projection :func:`_polygon_core` over all
+    rows (redundant rows are never active, so this is the projection onto the pruned set too).
+    ``side["safe"]``, and ``side["bad"]``: elements the caller must solve by the general path
+    (a zero row with ``d < 0`` or NaN, a non-finite residual, a failed multiplier check of the
+    2-D method or a residual of the output above ``tol * scale``).
+
+    Backward: ``g`` to ``a`` where safe; elsewhere :func:`_polygon_grads` (Theorem 1), mapped
+    through the normalisation (``∂N/∂C = (I - N N')/|C|``, ``∂e/∂C = -e N/|C|``,
+    ``∂e/∂d = 1/|C|``) and to ``high`` / ``low`` for the box rows.
+    """
+
+    @staticmethod
+    def forward(ctx, a, C, d, low, high, tol, scale, side):
+        B, k, m = C.shape
+        nu = torch.linalg.vector_norm(C, dim=-1)
+        zero = nu == 0
+        nu_s = torch.where(zero, 1.0, nu)
+        hi2 = high.expand(B, m)
+        N = torch.where(
+            zero.unsqueeze(-1),
+            _const(
+                ("e1", m, C.dtype, C.device),
+                lambda: torch.eye(m, dtype=C.dtype, device=C.device)[0],
+            ),
+            C / nu_s.unsqueeze(-1),
+        )
+        e = torch.where(zero, hi2[:, :1] + 1.0, d / nu_s)
+        Nf = torch.cat([N, _box_rows(m, C.dtype, C.device).expand(B, 2 * m, m)], 1)
+        ef = torch.cat([e, hi2, -low.expand(B, m)], 1)
+        res = (_matvec(Nf, a) - ef).amax(-1)
+        safe = res <= tol
+        # rows redundant on the action box (support below the offset by a margin) are never
+        # active: not candidates (they still bound the candidates' segments, harmlessly)
+        margin = 2.0 * math.sqrt(m) * tol * scale
+        if low is _unit_box(m, low.dtype, low.device)[0]:
+            supp = N.abs().sum(-1)
+        else:
+            supp = _matvec(N, 0.5 * (low + high)) + _matvec(N.abs(), 0.5 * (high - low))
+        redundant = torch.cat([supp <= e - margin, zero.new_zeros(B, 2 * m)], 1)
+        kk = int((~redundant).sum(-1).max())
+        if kk < k + 2 * m:  # pack the other rows first: the candidate work is O(B kv kk)
+            order = torch.sort(redundant.to(torch.uint8), dim=-1, stable=True)[1][:, :kk]
+            Np = Nf.gather(1, order.unsqueeze(-1).expand(B, kk, m))
+            y, ok, saved = _polygon_core(
+                a, Np, ef.gather(1, order), tol, redundant.gather(1, order)
+            )
+            i_row, j_row = (
+                order.gather(1, saved[7].unsqueeze(-1)),
+                order.gather(1, saved[8].unsqueeze(-1)),
+            )
+            saved = (*saved[:7], i_row.squeeze(-1), j_row.squeeze(-1))
+        else:
+            y, ok, saved = _polygon_core(a, Nf, ef, tol, redundant)
+        out = torch.where(safe.unsqueeze(-1), a, y)
+        cert = (_matvec(Nf, out) - ef).amax(-1) <= tol * scale
+        bad = ~torch.isfinite(res) | ~(safe | (ok & cert)) | (zero & ~(d >= 0)).any(-1)
+        side["safe"], side["bad"] = safe, bad
+        ctx.save_for_backward(safe, C, N, nu_s, e, *saved)
+        ctx.dims = (k, low.dim(), high.dim())
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        safe, C, N, nu_s, e, *saved = ctx.saved_tensors
+        k, low_dim, high_dim = ctx.dims
+        need = ctx.needs_input_grad
+        unsafe = ~safe
+        gu = g * unsafe.unsqueeze(-1)  # the polygon part acts on the unsafe elements only
+        need_rows = need[1] or need[2] or need[3] or need[4]
+        gx, gN, ge = _polygon_grads(gu, saved, k + 4, need[0], need_rows, need_rows)
+        ga = gC = gd = glow = ghigh = None
+        if need[0]:
+            ga = torch.where(safe.unsqueeze(-1), g, gx)
+        if need_rows:
+            gNg, geg = gN[:, :k], ge[:, :k]
+            if need[1]:
+                proj = gNg - (gNg * N).sum(-1, keepdim=True) * N
+                gC = (proj - (geg * e).unsqueeze(-1) * N) / nu_s.unsqueeze(-1)
+                # entries that are exactly 0 (axis and zero rows) get no gradient, as on the
+                # general path (docs/safeguards.md, "Gradients w.r.t. the set")
+                gC = gC.masked_fill(C == 0, 0.0)
+            if need[2]:
+                gd = (geg / nu_s).masked_fill((C == 0).all(-1), 0.0)
+            if need[4]:  # rows a <= high (and the inert rows' offset high_1 + 1: no gradient)
+                ghigh = ge[:, k : k + 2]
+                ghigh = ghigh.sum(0) if high_dim == 1 else ghigh
+            if need[3]:
+                glow = -ge[:, k + 2 :]
+                glow = glow.sum(0) if low_dim == 1 else glow
+        return ga, gC, gd, glow, ghigh, None, None, None
+
+
+def project_polytope_2d(
+    a: Tensor, C: Tensor, d: Tensor, low: Tensor, high: Tensor, tol: float, scale
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:class:`_PolytopeProject2D`: ``(a_s, safe, bad)`` for flat ``a (B, 2)``, ``C (B, k, 2)``,
+    ``d (B, k)`` and the action box ``low, high`` (``(2,)`` or ``(B, 2)``)."""
+    side: dict[str, Tensor] = {}
+    out = _PolytopeProject2D.apply(a, C, d, low, high, tol, scale, side)
+    return out, side["safe"], side["bad"]
 
 
 def _qp_project(x: Tensor, N: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
@@ -801,6 +957,61 @@ def ray_map(a, c, N, e, low, high, map: str):
 # ---------------------------------------------------------------------------------------------
 
 
+def _zono_consts(m: int, n_g: int, reg: float, dt, dev) -> tuple[Tensor, Tensor, Tensor]:
+    """The constant parts of the zonotope-centre QP over ``(c, l, t)``: the rows
+    ``t - l_j <= 0`` and ``-t <= 0`` ``(n_g + 1, nv)``, ``Q = reg I`` and the linear term of
+    ``(l, t)``, ``(-1/(2 n_g), ..., -1/2)``."""
+    nv = m + n_g + 1
+    G2 = torch.cat(
+        [
+            torch.zeros(n_g, m, dtype=dt, device=dev),
+            -torch.eye(n_g, dtype=dt, device=dev),
+            torch.ones(n_g, 1, dtype=dt, device=dev),
+        ],
+        -1,
+    )
+    G3 = torch.zeros(1, nv, dtype=dt, device=dev)
+    G3[0, -1] = -1.0
+    p_lt = torch.full((n_g + 1,), -0.5 / n_g, dtype=dt, device=dev)
+    p_lt[-1] = -0.5
+    return torch.cat([G2, G3], 0), reg * torch.eye(nv, dtype=dt, device=dev), p_lt
+
+
+class CentreWarmStart:
+    """The active sets of a safeguard's centre QPs at its previous call, passed as
+    ``active_hint`` to :func:`safegrad.qp.solve_qp` at the next (docs/safeguards.md, "Warm
+    start").  Consecutive environment steps rarely change the centre's active set; where the
+    hint is right the QP is one batched KKT solve instead of an interior-point run, where it is
+    wrong the solver notices (KKT check) and solves that element cold.  The result is the same
+    either way: a hint only changes the time.
+
+    The active rows are stored per ``(centre kind, B, K, m, extra rows, dtype, device)`` in the
+    numbering of the *original* rows (the ``K`` rows of ``C``, then the ``2m`` box-part rows,
+    then the centre QP's own rows), so that pruning, which keeps a different subset of the rows
+    at every call, does not shift them.  At most ``max_entries`` keys are kept (the oldest is
+    dropped).  ``accepted``: ``(P,)`` bool, which elements of the last centre QP were solved
+    from the hint (``None`` before the first solve)."""
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = int(max_entries)
+        self._store: dict[tuple, Tensor] = {}
+        self.accepted: Tensor | None = None
+
+    def get(self, key: tuple) -> Tensor | None:
+        return self._store.get(key)
+
+    def put(self, key: tuple, active: Tensor) -> None:
+        self._store.pop(key, None)
+        while len(self._store) >= self.max_entries > 0:
+            self._store.pop(next(iter(self._store)))
+        if self.max_entries > 0:
+            self._store[key] = active
+
+    def clear(self) -> None:
+        self._store.clear()
+        self.accepted = None
+
+
 class Region:
     """``A ∩ A_s`` for a flat batch of ``B`` elements (see the module docstring).
 
@@ -817,6 +1028,8 @@ class Region:
         GN, Ge: ``(B, kg, m)``, ``(B, kg)`` unit general rows left after pruning, padded with
             redundant rows; ``None`` when no element has one.
         gidx: ``(P,)`` long, the elements with at least one general row (``None``: none).
+        gorder, gslot: ``(B, kg)`` the original row (of ``C``) behind each row of ``GN`` and
+            whether it is a kept row (else a pad); ``None`` with ``GN``.
         C, d: the flat original rows (for the least-violating fallback), or ``None`` (a Box).
         had_general: ``(B,)`` bool, the element had general rows before pruning (fallback LP),
             or ``None``.
@@ -827,6 +1040,7 @@ class Region:
         self._lo = self._hi = self._empty = self.raw = None
         self._any_empty = False
         self.GN = self.Ge = self.gidx = self.C = self.d = self.had_general = None
+        self.gorder = self.gslot = None
         self._rows: tuple[Tensor, Tensor] | None = None
         self._lazy: tuple | None = None
 
@@ -944,15 +1158,21 @@ class Region:
             keep = gen & ~(supp <= d - margin)
             if not bool(keep.any()):
                 return region  # every general row is redundant: the box part is the region
-            # stage 2: rows redundant on the box part [lo, hi]
-            lo, hi, empty = _axis_bounds_value(C, d, lowf, highf, npos, nneg, zero_bad)
-            empty = empty | (gen & (d == -math.inf)).any(-1)
+        # stage 2: rows redundant on the box part [lo, hi] (computed once, with its autograd
+        # graph; the detached values decide the pruning)
+        lazy = region._lazy
+        region._bounds()
+        lo, hi = region._lo.detach(), region._hi.detach()
+        with torch.no_grad():
+            empty = region._empty | (gen & (d == -math.inf)).any(-1)
             mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
             supp = _matvec(C, mid) + _matvec(C.abs(), half)
             keep = keep & ~(supp <= d - margin) & ~empty.unsqueeze(-1)
             n_keep = keep.sum(-1)
             kg = int(n_keep.max())
-            if kg == 0:  # every general row is redundant: the box part is the region
+            if kg == 0:  # every general row is redundant: the box part is the region; back to
+                # the lazy bounds (the fused paths compute them with the safeguard)
+                region._lazy = lazy
                 if bool(empty.any()):  # a -inf offset of a general row
                     region._lazy = (C, d, lowf, highf, (npos, nneg, empty))
                 return region
@@ -960,18 +1180,56 @@ class Region:
             order = order[:, :kg]
             slot = keep.gather(1, order)  # (B, kg): a kept row (else a pad)
             region.gidx = (n_keep > 0).nonzero().squeeze(-1)
-        region._bounds()
-        if bool(empty.any()):
-            region._empty, region._any_empty = region._empty | empty, True
+            region.gorder, region.gslot = order, slot
+            any_inf = bool(empty.any())
+        if any_inf:
+            region._empty, region._any_empty = empty, True
         Crow = C.gather(1, order.unsqueeze(-1).expand(B, kg, m))
         drow = d.gather(1, order)
         nr = torch.linalg.vector_norm(Crow, dim=-1)
         nr = torch.where(slot, nr, 1.0)
         # pad slots: the redundant row a_1 <= hi_1 + 1 (never active, finite, no gradient)
-        pad_N = torch.zeros(m, dtype=C.dtype, device=C.device)
-        pad_N[0] = 1.0
+        pad_N = _const(
+            ("e1", m, C.dtype, C.device), lambda: torch.eye(m, dtype=C.dtype, device=C.device)[0]
+        )
         region.GN = torch.where(slot.unsqueeze(-1), Crow / nr.unsqueeze(-1), pad_N)
-        region.Ge = torch.where(slot, drow / nr, hi[:, :1].detach() + 1.0)
+        region.Ge = torch.where(slot, drow / nr, hi[:, :1] + 1.0)
+        return region
+
+    @classmethod
+    def build_raw(cls, C: Tensor, d: Tensor, low: Tensor, high: Tensor, scale: Any) -> Region:
+        """Every row of ``{C a <= d}`` kept as a general unit row, the box part the action box
+        (no axis-row bounds, no pruning): the cheap canonical form for sets with many general
+        rows whose safeguard solves a problem over all rows anyway (the ray mask's centre QP and
+        ray distances, docs/safeguards.md).  Redundant rows never become active, so the set,
+        the centres and the map are the pruned form's.  ``C (B, k, m)``, ``d (B, k)``,
+        ``low, high`` ``(m,)``.  Zero rows become the inert row ``a_1 <= high_1 + 1``; exact
+        zero entries get no gradient (the axis-row convention).  ``empty``: a zero row with
+        ``d < 0``, a ``-inf`` offset or a NaN entry (those elements' rows are made inert too;
+        they get the fallback)."""
+        B, k, m = C.shape
+        hi = high.expand(B, m)
+        region = cls(low, high, scale)
+        nu = torch.linalg.vector_norm(C, dim=-1)
+        zero = nu == 0
+        with torch.no_grad():
+            empty = (zero & ~(d >= 0)).any(-1) | (d == -math.inf).any(-1)
+            empty = empty | torch.isnan(nu).any(-1) | torch.isnan(d).any(-1)
+            any_empty = bool(empty.any())
+        inert = zero | empty.unsqueeze(-1) if any_empty else zero
+        Cg = torch.where(C == 0, C.detach(), C)  # (no gradient into exact zeros)
+        e1 = _const(
+            ("e1", m, C.dtype, C.device), lambda: torch.eye(m, dtype=C.dtype, device=C.device)[0]
+        )
+        nu_s = torch.where(inert, 1.0, nu).unsqueeze(-1)
+        region.GN = torch.where(inert.unsqueeze(-1), e1, Cg / nu_s)
+        region.Ge = torch.where(inert, hi[:, :1].detach() + 1.0, d / nu_s.squeeze(-1))
+        region.C, region.d = C, d
+        region.had_general = torch.ones(B, dtype=torch.bool, device=C.device)
+        region.gidx = torch.arange(B, device=C.device)
+        region.gorder = torch.arange(k, device=C.device).expand(B, k)
+        region.gslot = ~inert
+        region._set_bounds(low.expand(B, m), hi, empty, any_empty, None)
         return region
 
     def ray_mask_box(self, a: Tensor, map: str, tol: float):
@@ -1077,7 +1335,48 @@ class Region:
 
     # -- centres (spec A §3.4) --------------------------------------------------------------------
 
-    def chebyshev_centre(self, reg: float) -> tuple[Tensor, Tensor, Tensor]:
+    def _centre_qp(self, kind: str, idx: Tensor, Q, p, G, h, warm: CentreWarmStart | None):
+        """``solve_qp(Q, p, G, h)`` for the elements ``idx`` of a centre QP whose rows are
+        ``[GN; box part; extra]``, warm-started from the active rows of the previous call in
+        ``warm`` (:class:`CentreWarmStart`), where the new ones are stored.
+        Returns ``(x, info)``."""
+        if warm is None:
+            return solve_qp(Q, p, G, h, return_info=True)
+        B, m = self.lo.shape
+        K = 0 if self.C is None else self.C.shape[1]
+        kg = 0 if self.GN is None else self.GN.shape[1]
+        rest = G.shape[1] - kg  # 2m box rows + the QP's own rows
+        key = (kind, B, K, m, rest, p.dtype, p.device)
+        full = warm.get(key)
+        hint = order = slot = None
+        if kg > 0:
+            order, slot = self.gorder.index_select(0, idx), self.gslot.index_select(0, idx)
+        if full is None:  # no previous call: the dual active-set method from scratch
+            hint = torch.zeros(idx.shape[0], G.shape[1], dtype=torch.bool, device=p.device)
+        else:
+            fh = full.index_select(0, idx)
+            hint = (
+                fh[:, K:]
+                if kg == 0
+                else torch.cat([fh[:, :K].gather(1, order) & slot, fh[:, K:]], 1)
+            )
+        x, info = solve_qp(Q, p, G, h, return_info=True, active_hint=hint)
+        act = info.active
+        P = idx.shape[0]
+        if kg > 0:  # back to the original numbering (order is injective: pads hit unkept rows)
+            orig = torch.zeros(P, K, dtype=torch.bool, device=act.device)
+            act = torch.cat([orig.scatter(1, order, act[:, :kg] & slot), act[:, kg:]], 1)
+        elif K > 0:
+            act = torch.cat([act.new_zeros(P, K), act], 1)
+        if full is None:
+            full = torch.zeros(B, K + rest, dtype=torch.bool, device=act.device)
+        warm.put(key, full.index_copy(0, idx, act))
+        warm.accepted = info.warm
+        return x, info
+
+    def chebyshev_centre(
+        self, reg: float, warm: CentreWarmStart | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Centre and radius of the largest ball in ``A ∩ A_s`` (our own option, an LP made
         strictly convex): ``min -r + reg/2 (||x - x_A||^2 + r^2)  s.t.  N x + r <= e, r >= 0``
         with ``x_A`` the action-box centre.  The tiny proximal term picks the Chebyshev centre
@@ -1114,7 +1413,7 @@ class Region:
         Q = reg * torch.eye(m + 1, dtype=dt, device=dev)
         p_r = torch.full((P, 1), -1.0, dtype=dt, device=dev)
         p = torch.cat([-reg * xA.index_select(0, idx), p_r], -1)
-        z, info = solve_qp(Q, p, G, h, return_info=True)
+        z, info = self._centre_qp("chebyshev", idx, Q, p, G, h, warm)
         oks = (info.status == _SOLVED) | (info.status == _MAX_ITER)
         c = c.index_copy(0, idx, z[:, :m])
         r = r.index_copy(0, idx, z[:, m])
@@ -1122,7 +1421,11 @@ class Region:
         return c, r, ok
 
     def zonotope_centre(
-        self, D: Tensor, reg: float, axes: bool | None = None
+        self,
+        D: Tensor,
+        reg: float,
+        axes: bool | None = None,
+        warm: CentreWarmStart | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Inner zonotope ``<c, D diag(l)> ⊆ A ∩ A_s`` with fixed unit directions ``D (m, n_g)``
         (spec A §3.4, the paper's "zonotopic approximation", P5-deterministic).
@@ -1141,43 +1444,39 @@ class Region:
         rows; were one of them slack, shifting ``c_l`` by ``δ`` and growing ``l_e`` would raise
         the objective by ``O(δ/n_g)`` against ``O(reg δ)``.)  There ``l`` is reported as 0."""
         n_g = D.shape[1]
-        c = 0.5 * (self.lo + self.hi)
-        lengths = self.lo.new_zeros(self.lo.shape[0], n_g)
-        ok = ~self.empty
+        B, m = self.lo.shape
         if has_all_axes(D) if axes is None else axes:
             idx = self.gidx
         else:
-            idx = torch.arange(self.lo.shape[0], device=self.lo.device)
+            idx = torch.arange(B, device=self.lo.device)
         if idx is None:
-            return c, lengths, ok
+            return 0.5 * (self.lo + self.hi), self.lo.new_zeros(B, n_g), ~self.empty
+        every = idx.shape[0] == B  # (gidx is sorted: then it is arange(B))
         N, e = self.rows
-        Ns, es = N.index_select(0, idx), e.index_select(0, idx)
-        P, k, m = Ns.shape
+        Ns, es = (N, e) if every else (N.index_select(0, idx), e.index_select(0, idx))
+        P, k, _ = Ns.shape
         dt, dev = Ns.dtype, Ns.device
         nv = m + n_g + 1
-        ND = (Ns @ D).abs()  # (P, k, n_g)
-        G1 = torch.cat([Ns, ND, Ns.new_zeros(P, k, 1)], -1)
-        G2 = torch.cat(
-            [
-                torch.zeros(n_g, m, dtype=dt, device=dev),
-                -torch.eye(n_g, dtype=dt, device=dev),
-                torch.ones(n_g, 1, dtype=dt, device=dev),
-            ],
-            -1,
+        # constant rows t <= l_j, -t <= 0, the Hessian and the linear term of l, t (cached)
+        G23, Q, p_lt = _const(
+            ("zono", m, n_g, reg, dt, dev), lambda: _zono_consts(m, n_g, reg, dt, dev)
         )
-        G3 = torch.zeros(1, nv, dtype=dt, device=dev)
-        G3[0, -1] = -1.0
-        G = torch.cat([G1, torch.cat([G2, G3], 0).expand(P, n_g + 1, nv)], 1)
+        ND = (Ns @ D).abs()  # (P, k, n_g)
+        G = torch.cat(
+            [torch.cat([Ns, ND, Ns.new_zeros(P, k, 1)], -1), G23.expand(P, n_g + 1, nv)], 1
+        )
         h = torch.cat([es, es.new_zeros(P, n_g + 1)], 1)
-        Q = reg * torch.eye(nv, dtype=dt, device=dev)
-        xA = (0.5 * (self.low + self.high)).expand(self.lo.shape).index_select(0, idx)
-        p_l = torch.full((P, n_g), -0.5 / n_g, dtype=dt, device=dev)
-        p_t = torch.full((P, 1), -0.5, dtype=dt, device=dev)
-        p = torch.cat([-reg * xA, p_l, p_t], -1)
-        z, info = solve_qp(Q, p, G, h, return_info=True)
+        xA = (0.5 * (self.low + self.high)).expand(B, m)
+        if not every:
+            xA = xA.index_select(0, idx)
+        p = torch.cat([-reg * xA, p_lt.expand(P, n_g + 1)], -1)
+        z, info = self._centre_qp("zonotope", idx, Q, p, G, h, warm)
         oks = (info.status == _SOLVED) | (info.status == _MAX_ITER)
-        c = c.index_copy(0, idx, z[:, :m])
-        lengths = lengths.index_copy(0, idx, z[:, m : m + n_g])
+        if every:
+            return z[:, :m], z[:, m : m + n_g], ~self.empty & oks
+        c = (0.5 * (self.lo + self.hi)).index_copy(0, idx, z[:, :m])
+        lengths = self.lo.new_zeros(B, n_g).index_copy(0, idx, z[:, m : m + n_g])
+        ok = ~self.empty
         ok = ok.index_copy(0, idx, ok.index_select(0, idx) & oks)
         return c, lengths, ok
 

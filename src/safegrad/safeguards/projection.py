@@ -8,9 +8,16 @@ import torch
 from torch import Tensor
 
 from safegrad.safeguards._base import Safeguard, base_info, check_like
-from safegrad.safeguards._geometry import Region, resolve_box
+from safegrad.safeguards._geometry import (
+    Region,
+    _unit_box,
+    cutting_fraction,
+    project_polytope_2d,
+    resolve_box,
+)
+from safegrad.sets import HPolytope
 
-__all__ = ["BoundaryProjection", "prepare_region"]
+__all__ = ["BoundaryProjection", "prepare_region", "prepare_region_raw"]
 
 
 def prepare_region(
@@ -51,6 +58,36 @@ def prepare_region(
     else:  # no view node in the autograd graph where the action is already flat
         a = action if action.dim() == 2 else action.reshape(-1, m)
     return region, a, batch
+
+
+def prepare_region_raw(
+    action: Tensor, safe_set: Any, box_spec: Any, tol: float
+) -> tuple[Region, Tensor, tuple[int, ...]] | None:
+    """:meth:`Region.build_raw` for a flat batch ``(B, 2)`` of :class:`HPolytope` sets, a
+    ``(2,)`` action box, and at least half of the elements with a general row that cuts the
+    action box (:func:`cutting_fraction`), else ``None`` (use :func:`prepare_region`)."""
+    if (
+        action.dim() != 2
+        or action.shape[-1] != 2
+        or type(safe_set) is not HPolytope
+        or safe_set.C.dim() != 3
+        or safe_set.C.shape[0] != action.shape[0]
+        or safe_set.dtype != action.dtype
+        or safe_set.device != action.device
+        or action.shape[0] == 0
+    ):
+        return None
+    C, d = safe_set.C, safe_set.d
+    low, high = resolve_box(box_spec, 2, action)
+    if low.dim() != 1:
+        return None
+    if low is _unit_box(2, low.dtype, low.device)[0]:
+        scale: Any = 2.0
+    else:
+        scale = 1.0 + float(torch.maximum(low.abs(), high.abs()).detach().max())
+    if cutting_fraction(C, d, low, high, tol, scale) < 0.5:
+        return None  # most sets are boxes once pruned: the fused box paths are cheaper
+    return Region.build_raw(C, d, low, high, scale), action, (action.shape[0],)
 
 
 def finish(
@@ -144,6 +181,9 @@ class BoundaryProjection(Safeguard):
     def _safeguard(self, action, safe_set, fallback, action_box=None):
         box = self.action_box if action_box is None else action_box
         tol = self._tol(action.dtype)
+        fast = self._polygon_fast_path(action, safe_set, box, fallback, tol)
+        if fast is not None:
+            return fast
         region, a, batch = prepare_region(action, safe_set, box, tol)
         if a.shape[0] == 0:
             return action.expand(*batch, a.shape[-1]), _empty_info(batch, action)
@@ -155,6 +195,45 @@ class BoundaryProjection(Safeguard):
         p, ok = region.project(a, unsafe, tol)
         out = torch.where(safe.unsqueeze(-1), a, p)
         return finish(a, out, ok | safe, unsafe, region, fallback, batch, tol)
+
+    def _polygon_fast_path(self, action, safe_set, box, fallback, tol):
+        """``m = 2``, a flat batch ``(B, 2)`` of :class:`~safegrad.sets.HPolytope` sets with
+        general rows: the fused projection on the raw rows (:func:`project_polytope_2d`, no
+        pruning, one autograd node); elements it flags go through the general path.  ``None``
+        where it does not apply."""
+        if (
+            action.dim() != 2
+            or action.shape[-1] != 2
+            or type(safe_set) is not HPolytope
+            or safe_set.C.dim() != 3
+            or safe_set.C.shape[0] != action.shape[0]
+            or safe_set.dtype != action.dtype
+            or safe_set.device != action.device
+            or action.shape[0] == 0
+        ):
+            return None
+        C, d = safe_set.C, safe_set.d
+        low, high = resolve_box(box, 2, action)
+        if low.dim() != 1:
+            return None
+        if low is _unit_box(2, low.dtype, low.device)[0]:
+            scale: Any = 2.0
+        else:
+            scale = 1.0 + float(torch.maximum(low.abs(), high.abs()).detach().max())
+        if cutting_fraction(C, d, low, high, tol, scale) < 0.5:
+            return None  # most sets are boxes once pruned: the fused clamp is cheaper
+        out, safe, bad = project_polytope_2d(action, C, d, low, high, tol, scale)
+        info = base_info(action, out, ~safe, torch.zeros_like(safe))
+        if bool(bad.any()):  # (one host sync) the general path, for those elements
+            region, a, batch = prepare_region(action, safe_set, box, tol)
+            safe_g = region.residual(a.detach()) <= tol
+            p, ok = region.project(a, ~safe_g, tol)
+            out_g = torch.where(safe_g.unsqueeze(-1), a, p)
+            out_g, info_g = finish(a, out_g, ok | safe_g, ~safe_g, region, fallback, batch, tol)
+            b = bad.unsqueeze(-1)
+            out = torch.where(b, out_g, out)
+            info = {k: torch.where(bad, info_g[k], v) for k, v in info.items()}
+        return out, info
 
 
 def _empty_info(batch, like: Tensor) -> dict[str, Tensor]:

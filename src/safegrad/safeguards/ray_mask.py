@@ -9,8 +9,19 @@ import torch
 from torch import Tensor
 
 from safegrad.safeguards._base import Safeguard, check_float_tensor, check_like, guard_threshold
-from safegrad.safeguards._geometry import Region, default_directions, has_all_axes, ray_map
-from safegrad.safeguards.projection import _empty_info, finish, prepare_region
+from safegrad.safeguards._geometry import (
+    CentreWarmStart,
+    Region,
+    default_directions,
+    has_all_axes,
+    ray_map,
+)
+from safegrad.safeguards.projection import (
+    _empty_info,
+    finish,
+    prepare_region,
+    prepare_region_raw,
+)
 
 __all__ = ["RayMask", "ray_profile", "RAY_MAPS", "CENTRES"]
 
@@ -116,6 +127,10 @@ class RayMask(Safeguard):
         n_g: number of inner-zonotope directions (default ``2m``, 1 for ``m = 1``).
         directions: explicit ``(m, n_g)`` directions (columns normalised); overrides ``n_g``.
         centre_reg: weight of the proximal term of the centre QPs (default 1e-4).
+        warm_start: warm-start the centre QPs from the active sets of the previous call with
+            the same batch size and set shape (default True; :class:`CentreWarmStart`,
+            docs/safeguards.md "Warm start").  Changes the time only, never the result: a
+            hint is used only where it passes the QP's KKT check.
         grad_mode, passthrough_scope, strict, tol: see :class:`~safegrad.safeguards.Safeguard`.
 
     ``info`` extras: ``centre (*batch, m)``, ``lambda_a``, ``lambda_as``, ``lambda_A``
@@ -131,6 +146,7 @@ class RayMask(Safeguard):
         n_g: int | None = None,
         directions: Tensor | None = None,
         centre_reg: float = 1e-4,
+        warm_start: bool = True,
         **kw,
     ):
         super().__init__(**kw)
@@ -161,6 +177,9 @@ class RayMask(Safeguard):
         self.directions = directions
         self.centre_reg = float(centre_reg)
         self._dir_cache: dict = {}
+        if not isinstance(warm_start, bool):
+            raise TypeError(f"warm_start must be a bool, got {warm_start!r}")
+        self.warm_start = CentreWarmStart() if warm_start else None
 
     def extra_repr(self) -> str:
         return f"map={self.map!r}, centre={self.centre!r}, " + super().extra_repr()
@@ -188,7 +207,10 @@ class RayMask(Safeguard):
     def _safeguard(self, action, safe_set, fallback, action_box=None, centre=None):
         box = self.action_box if action_box is None else action_box
         tol = self._tol(action.dtype)
-        region, a, batch = prepare_region(action, safe_set, box, tol)
+        raw = None
+        if centre is None and self.centre != "orthogonal":  # 2-D general rows: no pruning
+            raw = prepare_region_raw(action, safe_set, box, tol)
+        region, a, batch = prepare_region(action, safe_set, box, tol) if raw is None else raw
         B, m = a.shape
         if B == 0:
             return action.expand(*batch, m), _empty_info(batch, action)
@@ -213,10 +235,10 @@ class RayMask(Safeguard):
         elif self.centre == "orthogonal":
             out, c, lam_a, lam_as, lam_A, ok = self._orthogonal(a, region, raw_unsafe, tol)
         elif self.centre == "chebyshev":
-            c, r, ok = region.chebyshev_centre(self.centre_reg)
+            c, r, ok = region.chebyshev_centre(self.centre_reg, self.warm_start)
             extra["radius"] = r
         else:
-            c, lengths, ok = region.zonotope_centre(D, self.centre_reg, axes)
+            c, lengths, ok = region.zonotope_centre(D, self.centre_reg, axes, self.warm_start)
             extra["generator_lengths"] = lengths
         if centre is not None or self.centre != "orthogonal":
             N, e = region.rows
