@@ -29,6 +29,10 @@ BENCHMARKS = {
     "qp": ("safegrad.bench.qp", "batched QP/LP solver vs the reference backends"),
     "envs": ("safegrad.bench.envs", "vector-environment throughput and differentiable rollouts"),
     "safeguards": ("safegrad.bench.safeguards", "safeguards vs their cvxpylayers formulation"),
+    "safety-layers": (
+        "safegrad.bench.safety_layers",
+        "paper B Table 1: composite-CBF layer vs CBF-QP, qpth, cvxpylayers, proxsuite (+ ATTS)",
+    ),
     "shac-timing": (
         "safegrad.bench.shac_timing",
         "SHAC s/learning episode: unsafe vs our safeguards vs cvxpylayers",
