@@ -36,6 +36,7 @@ outputs equal to 1e-6.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.metadata
 import json
 import math
@@ -299,6 +300,11 @@ def _reference(name: str, inst: dict, tol: float, threads: int):
 
 
 def _median_time(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls, after a full garbage collection (for ours and the
+    reference alike; the collector stays on, so each side pays for the garbage it makes): without
+    it, a full collection that the previous cell's garbage triggers inside a sub-millisecond call
+    scans every object the cvxpy problems left behind and adds ~5 ms to that call."""
+    gc.collect()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -431,8 +437,9 @@ def to_markdown(res: dict) -> str:
         f"Python {v['python']}; {v['platform']}.",
         "",
         f"Settings: float64, CPU, torch threads = {s['threads']} (diffcp n_jobs = "
-        f"{s['threads']}), median of {s['repeats']} calls (reference: fewer when one call is "
-        f"slow), cap {s['cap_s']} s per reference call; Clarabel tolerances "
+        f"{s['threads']}), median of {s['repeats']} calls after a full garbage collection "
+        f"(reference: fewer when one call is slow), cap {s['cap_s']} s per reference call; "
+        f"Clarabel tolerances "
         f"{s['reference_solver_args']['tol_feas']:.0e}."
         + (
             f" Load average (1/5/15 min) at the end: "

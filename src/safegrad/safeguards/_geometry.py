@@ -1202,7 +1202,9 @@ class Region:
         (no axis-row bounds, no pruning): the cheap canonical form for sets with many general
         rows whose safeguard solves a problem over all rows anyway (the ray mask's centre QP and
         ray distances, docs/safeguards.md).  Redundant rows never become active, so the set,
-        the centres and the map are the pruned form's.  ``C (B, k, m)``, ``d (B, k)``,
+        the centres and the map are the pruned form's; offsets above a row's support on the
+        action box + 1 are capped there (the same set; bounded data keeps the centre QP's
+        relative tolerances tight).  ``C (B, k, m)``, ``d (B, k)``,
         ``low, high`` ``(m,)``.  Zero rows become the inert row ``a_1 <= high_1 + 1``; exact
         zero entries get no gradient (the axis-row convention).  ``empty``: a zero row with
         ``d < 0``, a ``-inf`` offset or a NaN entry (those elements' rows are made inert too;
@@ -1222,8 +1224,19 @@ class Region:
             ("e1", m, C.dtype, C.device), lambda: torch.eye(m, dtype=C.dtype, device=C.device)[0]
         )
         nu_s = torch.where(inert, 1.0, nu).unsqueeze(-1)
-        region.GN = torch.where(inert.unsqueeze(-1), e1, Cg / nu_s)
-        region.Ge = torch.where(inert, hi[:, :1].detach() + 1.0, d / nu_s.squeeze(-1))
+        GN = torch.where(inert.unsqueeze(-1), e1, Cg / nu_s)
+        # offsets of rows far outside the box are capped at their support on the box + 1 (the
+        # row stays redundant, the set is unchanged): they would otherwise scale up the QP's
+        # relative tolerances (``1 + max |h|``) and with them the accepted error of the centre
+        with torch.no_grad():
+            if low is _unit_box(m, low.dtype, low.device)[0]:
+                cap = GN.abs().sum(-1) + 1.0
+            else:
+                cap = _matvec(GN, 0.5 * (low + high)) + _matvec(GN.abs(), 0.5 * (high - low)) + 1.0
+        region.GN = GN
+        region.Ge = torch.where(
+            inert, hi[:, :1].detach() + 1.0, torch.minimum(d / nu_s.squeeze(-1), cap)
+        )
         region.C, region.d = C, d
         region.had_general = torch.ones(B, dtype=torch.bool, device=C.device)
         region.gidx = torch.arange(B, device=C.device)
