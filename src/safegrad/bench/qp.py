@@ -16,17 +16,13 @@ Writes ``<out>/qp.json`` and ``<out>/qp.md`` with the command line and library v
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import json
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from safegrad.bench._meta import versions, write_results
 from safegrad.qp import random_qp, solve_qp
 
 __all__ = ["main", "reference_solve"]
@@ -74,25 +70,16 @@ def reference_solve(Q, p, G=None, h=None, A=None, b=None, tol: float = 1e-12):
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in (
-        "safegrad",
-        "torch",
-        "numpy",
+    return versions(
         "qpth",
         "cvxpylayers",
         "cvxpy",
         "clarabel",
         "diffcp",
         "proxsuite",
-    ):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    out["torch_threads"] = str(torch.get_num_threads())
-    out["cpu_count"] = str(os.cpu_count())
-    return out
+        cpu_count=True,
+        threads=True,
+    )
 
 
 def _solver(name: str):
@@ -290,11 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         total_seconds=time.perf_counter() - t_start,
         cells=cells,
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "qp.json").write_text(json.dumps(result, indent=1))
-    (out / "qp.md").write_text(to_markdown(result))
-    print(f"wrote {out / 'qp.json'} and {out / 'qp.md'}")
+    write_results(args.out, "qp", result, to_markdown(result))
     return 0
 
 

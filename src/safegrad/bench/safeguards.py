@@ -37,17 +37,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
-import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
+
+from safegrad.bench._meta import versions, write_results
 
 __all__ = ["main", "TASKS", "SAFEGUARD_NAMES"]
 
@@ -70,13 +68,7 @@ GOAL_DIFF = 1e-6
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("safegrad", "torch", "numpy", "cvxpy", "cvxpylayers", "diffcp", "clarabel"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return versions("cvxpy", "cvxpylayers", "diffcp", "clarabel")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,11 +539,7 @@ def _parse(argv: list[str]):
 def main(argv: list[str] | None = None) -> int:
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     res = run(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "safeguards.json").write_text(json.dumps(res, indent=1) + "\n")
-    (out / "safeguards.md").write_text(to_markdown(res))
-    print(f"wrote {out / 'safeguards.json'} and {out / 'safeguards.md'}")
+    write_results(args.out, "safeguards", res, to_markdown(res))
     return 0
 
 

@@ -27,10 +27,7 @@ test in seconds; its times mean nothing).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +36,8 @@ from typing import Any
 
 import torch
 import yaml
+
+from safegrad.bench._meta import versions, write_results
 
 __all__ = ["main", "run", "to_markdown", "TASKS", "VARIANTS"]
 
@@ -62,13 +61,7 @@ _QUICK = {
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("safegrad", "torch", "numpy", "cvxpy", "cvxpylayers", "diffcp", "clarabel"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return versions("cvxpy", "cvxpylayers", "diffcp", "clarabel")
 
 
 def default_configs_dir() -> Path:
@@ -372,11 +365,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     res = run(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shac_timing.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
-    (out / "shac_timing.md").write_text(to_markdown(res), encoding="utf-8")
-    print(f"wrote {out / 'shac_timing.json'} and {out / 'shac_timing.md'}")
+    write_results(args.out, "shac_timing", res, to_markdown(res))
     return 0
 
 

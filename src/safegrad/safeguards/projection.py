@@ -60,12 +60,12 @@ def prepare_region(
     return region, a, batch
 
 
-def prepare_region_raw(
-    action: Tensor, safe_set: Any, box_spec: Any, tol: float
-) -> tuple[Region, Tensor, tuple[int, ...]] | None:
-    """:meth:`Region.build_raw` for a flat batch ``(B, 2)`` of :class:`HPolytope` sets, a
-    ``(2,)`` action box, and at least half of the elements with a general row that cuts the
-    action box (:func:`cutting_fraction`), else ``None`` (use :func:`prepare_region`)."""
+def _raw_2d_rows(action: Tensor, safe_set: Any, box_spec: Any, tol: float):
+    """``(C, d, low, high, scale)`` when the 2-D raw-row paths apply: a flat batch ``(B, 2)`` of
+    :class:`HPolytope` sets on the action's dtype/device, a ``(2,)`` action box, and at least
+    half of the elements with a general row that cuts the action box
+    (:func:`cutting_fraction`); else ``None`` (most sets are boxes once pruned: the pruned,
+    fused box paths are cheaper)."""
     if (
         action.dim() != 2
         or action.shape[-1] != 2
@@ -86,8 +86,19 @@ def prepare_region_raw(
     else:
         scale = 1.0 + float(torch.maximum(low.abs(), high.abs()).detach().max())
     if cutting_fraction(C, d, low, high, tol, scale) < 0.5:
-        return None  # most sets are boxes once pruned: the fused box paths are cheaper
-    return Region.build_raw(C, d, low, high, scale), action, (action.shape[0],)
+        return None
+    return C, d, low, high, scale
+
+
+def prepare_region_raw(
+    action: Tensor, safe_set: Any, box_spec: Any, tol: float
+) -> tuple[Region, Tensor, tuple[int, ...]] | None:
+    """:meth:`Region.build_raw` where :func:`_raw_2d_rows` applies, else ``None`` (use
+    :func:`prepare_region`)."""
+    rows = _raw_2d_rows(action, safe_set, box_spec, tol)
+    if rows is None:
+        return None
+    return Region.build_raw(*rows), action, (action.shape[0],)
 
 
 def finish(
@@ -201,27 +212,10 @@ class BoundaryProjection(Safeguard):
         general rows: the fused projection on the raw rows (:func:`project_polytope_2d`, no
         pruning, one autograd node); elements it flags go through the general path.  ``None``
         where it does not apply."""
-        if (
-            action.dim() != 2
-            or action.shape[-1] != 2
-            or type(safe_set) is not HPolytope
-            or safe_set.C.dim() != 3
-            or safe_set.C.shape[0] != action.shape[0]
-            or safe_set.dtype != action.dtype
-            or safe_set.device != action.device
-            or action.shape[0] == 0
-        ):
+        rows = _raw_2d_rows(action, safe_set, box, tol)
+        if rows is None:
             return None
-        C, d = safe_set.C, safe_set.d
-        low, high = resolve_box(box, 2, action)
-        if low.dim() != 1:
-            return None
-        if low is _unit_box(2, low.dtype, low.device)[0]:
-            scale: Any = 2.0
-        else:
-            scale = 1.0 + float(torch.maximum(low.abs(), high.abs()).detach().max())
-        if cutting_fraction(C, d, low, high, tol, scale) < 0.5:
-            return None  # most sets are boxes once pruned: the fused clamp is cheaper
+        C, d, low, high, scale = rows
         out, safe, bad = project_polytope_2d(action, C, d, low, high, tol, scale)
         info = base_info(action, out, ~safe, torch.zeros_like(safe))
         if bool(bad.any()):  # (one host sync) the general path, for those elements
