@@ -172,6 +172,7 @@ def test_config_defaults_are_paper_era_pendulum():
     assert (c.horizon, c.gamma, c.polyak, c.td_lambda) == (64, 0.95, 0.4, 0.95)
     assert (c.vf_num_fits, c.vf_fit_num_batches, c.vf_shuffle) == (50, 1, False)
     assert (c.actor_hidden, c.actor_lr, c.actor_betas) == ((128, 128), 4e-4, (0.7, 0.95))
+    assert c.actor_lr_schedule == "constant"
     assert (c.critic_hidden, c.critic_lr, c.critic_lr_schedule) == ((128,) * 3, 2e-3, "linear")
     assert (c.max_grad_norm, c.log_std_init, c.lr_final) == (1.0, -1.0, 1e-5)
 
@@ -182,7 +183,8 @@ def test_presets_load_and_round_trip(tmp_path, name):
     c.to_yaml(tmp_path / "c.yaml")
     assert SHACConfig.from_yaml(tmp_path / "c.yaml") == c
     if name == "pendulum":
-        assert c == SHACConfig()
+        # paper-era defaults except the actor LR, annealed like the critic's (docs/algorithms.md)
+        assert c == SHACConfig(actor_lr_schedule="linear")
     if name == "quadrotor":
         assert (c.horizon, c.gamma, c.critic_hidden, c.max_grad_norm) == (43, 0.9, (120,) * 3, 2.0)
 
@@ -272,14 +274,16 @@ def test_runs_on_other_tasks(env_id, safeguard):
 
 @pytest.mark.slow
 def test_paper_protocol_pendulum_ray_mask():
-    """Spec A §6 protocol: paper-era preset, 8 envs, 1e5 interactions, 3000-step evaluation
-    episode (seed 0). Measured: final return -12.0 (seed 0), zero violations (paper: ~ -8.4)."""
+    """Spec A §6 protocol: pendulum preset, 8 envs, 1e5 interactions, 3000-step evaluation
+    episode (seed 0). Measured: final return -2.6 (seed 0; 5-seed finals -2.6 to -3.8 with and
+    without the ray mask), zero violations; paper: -8.4 [-8.5, -8.4]. With the paper-era constant
+    actor LR the final return was -12.0 (finals -2.6 to -29.6, docs/algorithms.md choice 10)."""
     cfg = SHACConfig.from_yaml(CONFIGS / "shac_pendulum.yaml")
     env = safegrad.make("BalancePendulum-v0", num_envs=8, seed=0, safeguard="ray-mask")
     ev = safegrad.make("BalancePendulum-v0", num_envs=1, seed=0, safeguard="ray-mask")
     agent = SHAC(env, cfg).learn(100_000)
     res = agent.evaluate(ev, episodes=1, seed=0)
-    assert res["mean"] > -30 and res["violations"] == 0 and agent.violations == 0
+    assert res["mean"] > -8.5 and res["violations"] == 0 and agent.violations == 0
 
 
 def test_reset_num_timesteps_false_continues_the_lr_schedule(tmp_path):

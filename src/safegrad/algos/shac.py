@@ -82,7 +82,8 @@ class SHACConfig(ConfigMixin):
     actor_lr: float = 4e-4
     """Policy Adam learning rate (initial value)."""
     actor_lr_schedule: str = "constant"
-    """``constant`` or ``linear`` (annealed to ``lr_final`` over the ``learn`` call)."""
+    """``constant`` or ``linear`` (annealed to ``lr_final`` over the ``learn`` call).  Paper era:
+    constant; ``configs/shac_pendulum.yaml`` anneals it (``docs/algorithms.md``, choice 10)."""
     actor_betas: tuple[float, float] = (0.7, 0.95)
     """Policy Adam betas."""
     critic_hidden: tuple[int, ...] = (128, 128, 128)
