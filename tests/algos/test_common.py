@@ -115,3 +115,32 @@ def test_evaluate_policy_layer_monitors_bare_env():
     wrapped = safegrad.safeguards.SafeguardWrapper(env, None)
     res_unsafe = evaluate_policy(wrapped, push, **kw)
     assert res_unsafe["violations"] > 0 and res_unsafe["interventions"] == 0
+
+
+def test_make_adam_fused_step_matches_pytorch_adam_and_state_loads_across_flags():
+    """The fused Adam of make_adam is PyTorch's update rule (to rounding), and a state written
+    by the unfused implementation loads into it (and keeps the fused flag)."""
+    from safegrad.algos._common import load_adam_state, make_adam
+
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    grads = [torch.randn(7, 5, generator=g, dtype=torch.float64) for _ in range(5)]
+    ws = []
+    for fused in (True, False):
+        w = torch.nn.Parameter(w0.clone())
+        if fused:
+            opt = make_adam([w], 1e-2, (0.7, 0.95), torch.device("cpu"))
+            assert opt.param_groups[0]["fused"] is True
+        else:
+            opt = torch.optim.Adam([w], lr=1e-2, betas=(0.7, 0.95))
+        for gr in grads:
+            w.grad = gr.clone()
+            opt.step()
+        ws.append((w.detach().clone(), opt.state_dict()))
+    torch.testing.assert_close(ws[0][0], ws[1][0], rtol=1e-12, atol=1e-12)
+    assert not torch.equal(ws[0][0], w0)
+    w = torch.nn.Parameter(ws[1][0].clone())
+    opt = make_adam([w], 1e-2, (0.7, 0.95), torch.device("cpu"))
+    load_adam_state(opt, ws[1][1], torch.device("cpu"))
+    assert opt.param_groups[0]["fused"] is True and opt.param_groups[0]["foreach"] is None
+    assert int(opt.state[w]["step"]) == 5

@@ -63,6 +63,60 @@ def check_device_dtype(cfg: Any) -> None:
         raise ValueError(f"{name}.device={cfg.device!r} is not a torch device") from err
 
 
+def init_agent(agent: Any, env: Any, config: Any, cls: type, overrides: dict[str, Any]) -> Any:
+    """The common start of every algorithm's ``__init__``: ``config`` (``None`` -> ``cls()``,
+    else a ``cls`` instance) with ``overrides`` applied, then ``agent.config / dtype / device /
+    env / num_envs / obs_dim / act_dim`` after :func:`check_env`.  Returns the config."""
+    if config is None:
+        config = cls()
+    if not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__} or None, got {type(config).__name__}")
+    if overrides:
+        config = config.replace(**overrides)
+    agent.config = config
+    agent.dtype = DTYPES[config.dtype]
+    agent.device = torch.device(config.device)
+    check_env(env, agent.dtype, agent.device, config)
+    agent.env = env
+    agent.num_envs = int(env.num_envs)
+    agent.obs_dim = int(np.prod(env.single_observation_space.shape))
+    agent.act_dim = int(np.prod(env.single_action_space.shape))
+    return config
+
+
+def seeded_actor_value(agent: Any, cfg: Any) -> None:
+    """``agent.actor`` (:class:`~safegrad.algos.networks.TanhGaussianPolicy`) and
+    ``agent.critic`` (:class:`~safegrad.algos.networks.ValueCritic`) initialised from the global
+    RNG seeded with ``cfg.seed`` inside a fork (the caller's RNG is untouched), then their Adam
+    optimisers ``actor_opt`` / ``critic_opt`` (:func:`make_adam`) and the agent's own noise
+    generator seeded with ``cfg.seed`` (SHAC, PPO)."""
+    from safegrad.algos.networks import TanhGaussianPolicy, ValueCritic
+
+    fk = {"dtype": agent.dtype, "device": agent.device}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        agent.actor = TanhGaussianPolicy(
+            agent.obs_dim,
+            agent.act_dim,
+            cfg.actor_hidden,
+            cfg.actor_activation,
+            cfg.actor_layer_norm,
+            cfg.log_std_init,
+            **fk,
+        )
+        agent.critic = ValueCritic(
+            agent.obs_dim, cfg.critic_hidden, cfg.critic_activation, cfg.critic_layer_norm, **fk
+        )
+    agent.generator = torch.Generator(device=agent.device)
+    agent.generator.manual_seed(cfg.seed)
+    agent.actor_opt = make_adam(
+        agent.actor.parameters(), cfg.actor_lr, cfg.actor_betas, agent.device
+    )
+    agent.critic_opt = make_adam(
+        agent.critic.parameters(), cfg.critic_lr, cfg.critic_betas, agent.device
+    )
+
+
 def check_env(env: Any, dtype: torch.dtype, device: torch.device, cfg: Any) -> None:
     """The env is a safegrad torch vector env on ``device`` with ``dtype`` (else
     ``TypeError`` / ``ValueError`` naming the mismatch)."""
@@ -371,6 +425,29 @@ def scheduled_lr(initial: float, final: float, schedule: str, frac: float) -> fl
     if schedule == "constant":
         return initial
     return initial + (final - initial) * min(max(frac, 0.0), 1.0)
+
+
+#: devices with a fused Adam step (one kernel per parameter list; the same update rule)
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def make_adam(params: Any, lr: float, betas: Any, device: torch.device) -> torch.optim.Adam:
+    """Adam (Kingma & Ba; PyTorch's update rule) with the fused single-kernel step where
+    ``device`` has one (CPU, CUDA), else PyTorch's default implementation.  The fused step
+    computes the same update with fewer passes over memory; results agree to rounding, not
+    bitwise, with the unfused step (a run and its resumed continuation use the same one)."""
+    fused = True if torch.device(device).type in FUSED_ADAM_DEVICES else None
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused)
+
+
+def load_adam_state(opt: torch.optim.Optimizer, state: dict, device: torch.device) -> None:
+    """``opt.load_state_dict(state)`` keeping this agent's implementation flags (a checkpoint
+    written with or without the fused step, or on another device, loads either way)."""
+    opt.load_state_dict(state)
+    fused = True if torch.device(device).type in FUSED_ADAM_DEVICES else None
+    for group in opt.param_groups:
+        group["fused"] = fused
+        group["foreach"] = None
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:

@@ -27,30 +27,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from safegrad.algos._common import (
-    DTYPES,
     SCHEDULES,
     ActionExecutor,
     RunningMeanStd,
     build_policy_layer,
     check_device_dtype,
-    check_env,
     check_learn_args,
     check_safeguard_fields,
     env_rollout_state,
     evaluate_policy,
+    init_agent,
     is_safeguarded,
+    load_adam_state,
     restore_env_rollout_state,
     schedule_window,
     scheduled_lr,
+    seeded_actor_value,
     set_lr,
 )
 from safegrad.algos._config import ConfigMixin
-from safegrad.algos.networks import ACTIVATIONS, TanhGaussianPolicy, ValueCritic
+from safegrad.algos.networks import ACTIVATIONS
 
 __all__ = ["PPO", "PPOConfig", "gae_advantages"]
 
@@ -231,20 +231,7 @@ class PPO:
     algo_name = "PPO"
 
     def __init__(self, env: Any, config: PPOConfig | None = None, **overrides: Any) -> None:
-        if config is None:
-            config = PPOConfig()
-        if not isinstance(config, PPOConfig):
-            raise TypeError(f"config must be a PPOConfig or None, got {type(config).__name__}")
-        if overrides:
-            config = config.replace(**overrides)
-        self.config = cfg = config
-        self.dtype = DTYPES[cfg.dtype]
-        self.device = torch.device(cfg.device)
-        check_env(env, self.dtype, self.device, cfg)
-        self.env = env
-        self.num_envs = int(env.num_envs)
-        self.obs_dim = int(np.prod(env.single_observation_space.shape))
-        self.act_dim = int(np.prod(env.single_action_space.shape))
+        cfg = init_agent(self, env, config, PPOConfig, overrides)
         self.policy_layer = None
         if cfg.policy_safeguard is not None:
             self.policy_layer = build_policy_layer(
@@ -254,28 +241,7 @@ class PPO:
         self.store_safe = cfg.store_action == "safe"
         self.executor = ActionExecutor(env, self.policy_layer)
         fk = {"dtype": self.dtype, "device": self.device}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            self.actor = TanhGaussianPolicy(
-                self.obs_dim,
-                self.act_dim,
-                cfg.actor_hidden,
-                cfg.actor_activation,
-                cfg.actor_layer_norm,
-                cfg.log_std_init,
-                **fk,
-            )
-            self.critic = ValueCritic(
-                self.obs_dim, cfg.critic_hidden, cfg.critic_activation, cfg.critic_layer_norm, **fk
-            )
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(cfg.seed)
-        self.actor_opt = torch.optim.Adam(
-            self.actor.parameters(), lr=cfg.actor_lr, betas=cfg.actor_betas
-        )
-        self.critic_opt = torch.optim.Adam(
-            self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.critic_betas
-        )
+        seeded_actor_value(self, cfg)
         self.obs_rms = RunningMeanStd(self.obs_dim, **fk) if cfg.normalize_obs else None
         self.num_steps = 0
         self.num_iterations = 0
@@ -572,8 +538,8 @@ class PPO:
         agent = cls(env, config)
         agent.actor.load_state_dict(ckpt["actor"])
         agent.critic.load_state_dict(ckpt["critic"])
-        agent.actor_opt.load_state_dict(ckpt["actor_opt"])
-        agent.critic_opt.load_state_dict(ckpt["critic_opt"])
+        load_adam_state(agent.actor_opt, ckpt["actor_opt"], agent.device)
+        load_adam_state(agent.critic_opt, ckpt["critic_opt"], agent.device)
         if ckpt["obs_rms"] is not None:
             if agent.obs_rms is None:
                 raise ValueError("the checkpoint normalises observations; keep normalize_obs=True")

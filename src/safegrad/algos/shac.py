@@ -30,26 +30,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from safegrad.algos._common import (
-    DTYPES,
     SCHEDULES,
     check_device_dtype,
-    check_env,
     check_learn_args,
     env_rollout_state,
     evaluate_policy,
+    init_agent,
     is_safeguarded,
+    load_adam_state,
     restore_env_rollout_state,
     schedule_window,
     scheduled_lr,
+    seeded_actor_value,
     set_lr,
 )
 from safegrad.algos._config import ConfigMixin
-from safegrad.algos.networks import ACTIVATIONS, TanhGaussianPolicy, ValueCritic
+from safegrad.algos.networks import ACTIVATIONS
 
 __all__ = ["SHAC", "SHACConfig", "td_lambda_targets", "shac_policy_objective"]
 
@@ -247,54 +247,18 @@ class SHAC:
     """
 
     def __init__(self, env: Any, config: SHACConfig | None = None, **overrides: Any) -> None:
-        if config is None:
-            config = SHACConfig()
-        if not isinstance(config, SHACConfig):
-            raise TypeError(f"config must be a SHACConfig or None, got {type(config).__name__}")
-        if overrides:
-            config = config.replace(**overrides)
-        self.config = cfg = config
-        self.dtype = DTYPES[cfg.dtype]
-        self.device = torch.device(cfg.device)
-        check_env(env, self.dtype, self.device, cfg)
-        self.env = env
+        cfg = init_agent(self, env, config, SHACConfig, overrides)
         self.safeguarded = is_safeguarded(env)
         if cfg.c_reg > 0 and not self.safeguarded:
             raise ValueError(
                 f"c_reg={cfg.c_reg} > 0 needs a safeguarded env (safegrad.make(..., "
                 "safeguard=...)); this env has no safeguard"
             )
-        self.num_envs = int(env.num_envs)
-        self.obs_dim = int(np.prod(env.single_observation_space.shape))
-        self.act_dim = int(np.prod(env.single_action_space.shape))
-        fk = {"dtype": self.dtype, "device": self.device}
-
-        # ---- seeding block: networks from a forked global RNG, noise from our own generator
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            self.actor = TanhGaussianPolicy(
-                self.obs_dim,
-                self.act_dim,
-                cfg.actor_hidden,
-                cfg.actor_activation,
-                cfg.actor_layer_norm,
-                cfg.log_std_init,
-                **fk,
-            )
-            self.critic = ValueCritic(
-                self.obs_dim, cfg.critic_hidden, cfg.critic_activation, cfg.critic_layer_norm, **fk
-            )
+        # networks from a forked global RNG, noise from our own generator, Adam for both
+        seeded_actor_value(self, cfg)
         # P8: the target critic is a copy of the critic, not a fresh initialisation
         self.target_critic = copy.deepcopy(self.critic)
         self.target_critic.requires_grad_(False)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(cfg.seed)
-        self.actor_opt = torch.optim.Adam(
-            self.actor.parameters(), lr=cfg.actor_lr, betas=cfg.actor_betas
-        )
-        self.critic_opt = torch.optim.Adam(
-            self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.critic_betas
-        )
         self.num_steps = 0
         self.num_episodes = 0
         self.violations = 0
@@ -580,8 +544,8 @@ class SHAC:
         agent.actor.load_state_dict(ckpt["actor"])
         agent.critic.load_state_dict(ckpt["critic"])
         agent.target_critic.load_state_dict(ckpt["target_critic"])
-        agent.actor_opt.load_state_dict(ckpt["actor_opt"])
-        agent.critic_opt.load_state_dict(ckpt["critic_opt"])
+        load_adam_state(agent.actor_opt, ckpt["actor_opt"], agent.device)
+        load_adam_state(agent.critic_opt, ckpt["critic_opt"], agent.device)
         agent.generator.set_state(ckpt["generator"])
         agent.num_steps = ckpt["num_steps"]
         agent._lr_origin = ckpt.get("lr_origin")
