@@ -12,6 +12,7 @@
     safegrad bench qp|envs|safeguards|shac-timing  benchmarks
     safegrad rci compute|verify ENV_ID    robust control invariant sets
     safegrad reproduce analytic-gradients paper A's grid (Tables 2-5, timing) and its report
+    safegrad reproduce composite-cbf      paper B's safe-SAC experiment (Figs. 3-4, success)
 
 Each verb has ``--help``.
 """
@@ -44,7 +45,14 @@ FORWARDED = {
     "rci": ("safegrad.invariance.cli", "robust control invariant sets: compute | verify ENV_ID"),
     "reproduce": (
         "safegrad.experiments.reproduce",
-        "reproduce a paper's experiment grid and report: analytic-gradients",
+        "reproduce a paper's experiment grid and report: analytic-gradients, composite-cbf",
+    ),
+}
+#: ``reproduce EXPERIMENT`` verbs implemented outside safegrad.experiments.reproduce
+REPRODUCTIONS = {
+    "composite-cbf": (
+        "safegrad.bench.reproduce_composite_cbf",
+        "paper B: SAC + composite-CBF layer on ReachAvoid-v0, Figs. 3-4, success, violations",
     ),
 }
 
@@ -582,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     # `bench NAME ...` forwards everything after NAME to the benchmark's own parser.
     if len(argv) >= 2 and argv[0] == "bench" and argv[1] in BENCHMARKS:
         return _run_module(BENCHMARKS[argv[1]][0], argv[2:])
+    if len(argv) >= 2 and argv[0] == "reproduce" and argv[1] in REPRODUCTIONS:
+        return _run_module(REPRODUCTIONS[argv[1]][0], argv[2:])
     if argv and argv[0] in FORWARDED:
         return _run_module(FORWARDED[argv[0]][0], argv[1:])
     args = parser.parse_args(argv)

@@ -12,6 +12,7 @@ import torch
 
 import safegrad
 from safegrad.algos import SAC, SACConfig
+from safegrad.algos.networks import FusedReLUMLP, QCritic, QEnsemble, mlp, relu_mlp
 from safegrad.algos.sac import ReplayBuffer, polyak_update, sac_critic_target
 from safegrad.safeguards import SafeguardWrapper
 
@@ -97,6 +98,129 @@ def test_critic_target_by_hand():
     # min q: 2, 4, -2; soft v = min q - 0.5 logp: 2.5, 3.85, -3
     ref = torch.tensor([1.0 + 0.9 * 2.5, -2.0, 0.5 + 0.9 * -3.0], dtype=torch.float64)
     torch.testing.assert_close(y, ref, rtol=0, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- fast networks
+def _params(shapes, gen):
+    return [torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
+
+
+@pytest.mark.parametrize("members", [None, 2])
+def test_relu_mlp_gradcheck(members):
+    """The hand-written backward of relu_mlp against finite differences (float64), single net
+    and ensemble (shared and per-member input), all inputs and only the input."""
+    g = torch.Generator().manual_seed(0)
+    e = () if members is None else (members,)
+    ws = _params([(*e, 5, 3), (*e, 4, 5), (*e, 2, 4)], g)
+    bs = _params([(*e, 5), (*e, 4), (*e, 2)], g)
+    xs = _params([(7, 3)] + ([] if members is None else [(members, 7, 3)]), g)
+    wd, bd = [w.detach() for w in ws], [b.detach() for b in bs]
+    for x in xs:
+        assert torch.autograd.gradcheck(lambda x, *p: relu_mlp(x, p[:3], p[3:]), (x, *ws, *bs))
+        assert torch.autograd.gradcheck(lambda x: relu_mlp(x, wd, bd), (x,))
+
+
+def test_fused_relu_mlp_is_the_sequential():
+    """FusedReLUMLP: same modules and keys as mlp's nn.Sequential; same values and gradients
+    (relu'(0) = 0 like autograd's ReLU: the bias makes exact zeros)."""
+    torch.manual_seed(0)
+    fused = mlp(3, 2, (8, 8), "relu", False, dtype=torch.float64, fused=True)
+    torch.manual_seed(0)
+    plain = mlp(3, 2, (8, 8), "relu", False, dtype=torch.float64)
+    assert isinstance(fused, FusedReLUMLP) and type(plain) is torch.nn.Sequential
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    with torch.no_grad():
+        fused[2].bias[:3] = -100.0  # dead units: the mask matters
+        plain[2].bias[:3] = -100.0
+    x = torch.randn(16, 3, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    w = torch.randn(16, 2, dtype=torch.float64)
+    (fused(x) * w).sum().backward()
+    (plain(x2) * w).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-12, atol=1e-12)
+    for p, q in zip(fused.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-12)
+    assert fused(torch.randn(4, 5, 3, dtype=torch.float64)).shape == (4, 5, 2)
+    # not applicable (ELU or LayerNorm): a plain Sequential
+    assert type(mlp(3, 2, (8,), "elu", False, fused=True)) is torch.nn.Sequential
+    assert type(mlp(3, 2, (8,), "relu", True, fused=True)) is torch.nn.Sequential
+
+
+@pytest.mark.parametrize(("act", "ln"), [("relu", False), ("elu", True), ("tanh", False)])
+def test_q_ensemble_is_two_qcritics(act, ln):
+    """QEnsemble = two QCritic built in turn from the same seed: same initial weights (QCritic
+    keys), same values, same parameter gradients; member views share the storage."""
+    dt = torch.float64
+    torch.manual_seed(3)
+    c1 = QCritic(4, 2, (8, 8), act, ln, dtype=dt)
+    c2 = QCritic(4, 2, (8, 8), act, ln, dtype=dt)
+    torch.manual_seed(3)
+    ens = QEnsemble(4, 2, (8, 8), act, ln, num_critics=2, dtype=dt)
+    assert ens.fused == (act == "relu" and not ln)
+    members = (ens.member(0), ens.member(1))
+    for m, c in zip(members, (c1, c2), strict=True):
+        sd, ref = m.state_dict(), c.state_dict()
+        assert list(sd) == list(ref) and all(torch.equal(sd[k], ref[k]) for k in ref)
+    o, a = torch.randn(6, 4, dtype=dt), torch.randn(6, 2, dtype=dt)
+    q = ens(o, a)
+    assert q.shape == (2, 6)
+    for j, c in enumerate((c1, c2)):
+        torch.testing.assert_close(q[j], c(o, a), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(members[j](o, a), c(o, a), rtol=0, atol=0)
+    w = torch.randn(2, 6, dtype=dt)
+    (q * w).sum().backward()
+    (c1(o, a) * w[0]).sum().backward()
+    (c2(o, a) * w[1]).sum().backward()
+    grads = {k: getattr(ens, grp)[layer].grad for k, grp, layer in ens._member_keys}
+    for j, c in enumerate((c1, c2)):
+        for k, p in c.named_parameters():
+            torch.testing.assert_close(grads[k][j], p.grad, rtol=1e-12, atol=1e-12)
+    # detached parameters: gradient to the action only
+    a2 = a.clone().requires_grad_(True)
+    ens.zero_grad(set_to_none=True)
+    ens(o, a2, detach_params=True).sum().backward()
+    assert all(p.grad is None for p in ens.parameters()) and a2.grad is not None
+    with torch.no_grad():
+        next(members[1].parameters()).add_(1.0)
+    assert torch.equal(ens.weights[0][1], next(members[1].parameters()))
+    with pytest.raises(ValueError, match="keys"):
+        members[0].load_state_dict({"net.0.weight": torch.zeros(8, 6)})
+    with pytest.raises(IndexError):
+        ens.member(2)
+
+
+def test_load_pre_ensemble_checkpoint(tmp_path):
+    """A checkpoint of the separate-critic layout (critic optimiser over q1's then q2's
+    parameters) loads: the Adam moments land in the stacked parameters."""
+    agent = SAC(_reach(seed=0, steps=9), **SMALL, policy_safeguard="composite-cbf")
+    agent.learn(24)
+    agent.save(tmp_path / "new.pt")
+    ckpt = torch.load(tmp_path / "new.pt", weights_only=False)
+    stacked = ckpt["critic_opt"]
+    names = [n.rsplit(".", 1) for n, _ in agent.critic.named_parameters()]
+    where = {(g, int(i)): k for k, (g, i) in enumerate(names)}
+    keys = agent.critic._member_keys
+    old_state = {}
+    for j in range(2):
+        for k, (_, grp, layer) in enumerate(keys):
+            st = stacked["state"][where[(grp, layer)]]
+            old_state[j * len(keys) + k] = {
+                "step": st["step"].clone(),
+                "exp_avg": st["exp_avg"][j].clone(),
+                "exp_avg_sq": st["exp_avg_sq"][j].clone(),
+            }
+    group = dict(stacked["param_groups"][0], params=list(range(2 * len(keys))), fused=None)
+    ckpt["critic_opt"] = {"state": old_state, "param_groups": [group]}
+    torch.save(ckpt, tmp_path / "old.pt")
+    loaded = SAC.load(tmp_path / "old.pt", _reach(seed=0, steps=9))
+    for p, q in zip(agent.critic.parameters(), loaded.critic.parameters(), strict=True):
+        assert torch.equal(p, q)
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(agent.critic_opt.state[p][k], loaded.critic_opt.state[q][k])
+    assert loaded.critic_opt.param_groups[0]["fused"] == agent.critic_opt.param_groups[0]["fused"]
+    a1, a2 = agent.learn(8), loaded.learn(8)
+    for p, q in zip(a1.critic.parameters(), a2.critic.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_replay_buffer_ring_by_hand():

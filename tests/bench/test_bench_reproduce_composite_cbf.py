@@ -77,3 +77,41 @@ def test_recording_env_episodes():
 def test_bad_args(tmp_path):
     with pytest.raises(SystemExit):
         rep.main(["--episodes", "0", "--out", str(tmp_path)])
+
+
+def test_cli_reproduce_composite_cbf_seeds(tmp_path):
+    """`safegrad reproduce composite-cbf --budget tiny --seeds 0 1`: one run per seed, then the
+    seed table; `--aggregate` rebuilds it and replaces the README block."""
+    _require_sac()
+    from safegrad import cli
+
+    out = tmp_path / "rep"
+    n = torch.get_num_threads()
+    try:
+        argv = ["reproduce", "composite-cbf", "--budget", "tiny", "--threads", "1"]
+        assert cli.main([*argv, "--seeds", "0", "1", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(n)
+    runs = {k: json.loads((out / f"seed{k}" / "results.json").read_text()) for k in (0, 1)}
+    for k, res in runs.items():
+        assert res["sac_config"]["seed"] == k and res["settings"]["quick"]
+        assert res["settings"]["episodes"] == 4 and res["settings"]["test_trials"] == 8
+    # different seeds, different training
+    assert runs[0]["per_episode"]["return"] != runs[1]["per_episode"]["return"]
+    agg = json.loads((out / "seeds.json").read_text())
+    assert [r["seed"] for r in agg["rows"]] == [0, 1] and agg["violations"] == 0
+    for r, res in zip(agg["rows"], runs.values(), strict=True):
+        assert r["steps"] == res["train"]["agent_steps"]
+        assert r["test_success"] == res["test"]["success_rate"]
+        assert r["train_min_h"] == res["train"]["min_composite_h"] >= 0
+    md = (out / "seeds.md").read_text()
+    assert md.count("\n| 0 |") == 1 and md.count("\n| 1 |") == 1
+    # aggregate into a directory with a README: the block is appended, then replaced
+    (out / "README.md").write_text("# report\n\nbody\n")
+    for dirs in ([out / "seed0"], [out / "seed0", out / "seed1"]):
+        assert rep.main(["--aggregate", *map(str, dirs), "--out", str(out)]) == 0
+    text = (out / "README.md").read_text()
+    assert text.startswith("# report\n\nbody\n") and text.count(rep.SEEDS_BEGIN) == 1
+    assert text.count("\n| 1 |") == 1
+    with pytest.raises(SystemExit):
+        rep.main(["--aggregate", str(tmp_path / "missing"), "--out", str(out)])

@@ -45,6 +45,9 @@ def test_quick_structure(quick):
     md = (out / "safety_layers.md").read_text()
     assert "## Table 1" in md and "## Layer-level time" in md and "| 10 | 16 | fwd+bwd |" in md
     assert (out / "safety_layers.png").stat().st_size > 1000
+    load = res["load_average"]  # the machine's load, recorded next to the times
+    assert len(load["start"]) == len(load["end"]) == 3 and min(load["start"]) >= 0
+    assert "Machine load (1/5/15-min load average" in md
 
 
 def test_quick_layers_agree(quick):

@@ -24,6 +24,14 @@ environment; spec A §4.3 calls it a learning episode):
    *pre-filter* sample, spec B §6) and ``L_alpha = -mean(alpha (log pi(a|o) + H_target))``,
    ``alpha = exp(log_alpha)`` (P8), ``H_target = -m``; every ``target_frequency`` critic steps
    ``theta^ <- tau theta + (1 - tau) theta^`` (targets initialised as copies, P8).
+
+Implementation (the same maths, fewer passes over memory): the twin critics are one
+:class:`~safegrad.algos.networks.QEnsemble` (stacked weights, one batched matmul per layer; ``q1``
+/ ``q2`` are views), ReLU networks run through :func:`~safegrad.algos.networks.relu_mlp`
+(in-place activations and masks; the actor loss evaluates the critics with detached parameters,
+so no critic weight gradient is formed), Adam takes its fused step on CPU / CUDA, the temperature
+gradient is the closed form ``dL_alpha / dlog_alpha = L_alpha``, the Polyak update is one
+``_foreach_lerp_`` and a replay sample is one gather of packed rows.
 """
 
 from __future__ import annotations
@@ -53,13 +61,15 @@ from safegrad.algos._common import (
     env_rollout_state,
     evaluate_policy,
     is_safeguarded,
+    load_adam_state,
+    make_adam,
     restore_env_rollout_state,
     schedule_window,
     scheduled_lr,
     set_lr,
 )
 from safegrad.algos._config import ConfigMixin
-from safegrad.algos.networks import ACTIVATIONS, QCritic, TanhGaussianPolicy
+from safegrad.algos.networks import ACTIVATIONS, QEnsemble, TanhGaussianPolicy
 
 __all__ = ["SAC", "SACConfig", "ReplayBuffer", "sac_critic_target", "polyak_update"]
 
@@ -204,10 +214,13 @@ def sac_critic_target(
 
 
 @torch.no_grad()
-def polyak_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
-    """``theta^ <- tau theta + (1 - tau) theta^`` (in place)."""
-    for pt, p in zip(target.parameters(), source.parameters(), strict=True):
-        pt.lerp_(p, tau)
+def polyak_update(target: Any, source: Any, tau: float) -> None:
+    """``theta^ <- tau theta + (1 - tau) theta^`` (in place) over ``parameters()`` of two modules
+    (or :class:`~safegrad.algos.networks.QEnsembleMember` views) of the same structure."""
+    tp, sp = list(target.parameters()), list(source.parameters())
+    if len(tp) != len(sp):
+        raise ValueError(f"polyak_update: {len(tp)} target vs {len(sp)} source parameters")
+    torch._foreach_lerp_(tp, sp, tau)
 
 
 class ReplayBuffer:
@@ -217,6 +230,10 @@ class ReplayBuffer:
     ``fields``: name -> row width (0 for scalars).  :meth:`add` writes the rows where ``valid``
     (a ``(B,)`` mask) at the write pointer, wrapping around; :meth:`sample` returns the rows at
     given indices.  ``size`` (filled rows) and ``ptr`` (next write row) are Python ints.
+
+    All fields share one ``(capacity, sum of widths)`` tensor (``data[name]`` are column views
+    of it), so that a sample is one gather of whole rows (a few cache lines each) and its
+    fields are views of that gather.
     """
 
     def __init__(
@@ -231,12 +248,16 @@ class ReplayBuffer:
             raise ValueError(f"capacity={capacity} must be >= 1")
         self.capacity = int(capacity)
         self.fields = dict(fields)
-        self.data = {
-            k: torch.zeros(
-                (self.capacity, w) if w else (self.capacity,), dtype=dtype, device=device
-            )
-            for k, w in self.fields.items()
-        }
+        for k, w in self.fields.items():
+            if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+                raise ValueError(f"field {k!r} has width {w!r}; expected an int >= 0")
+        self._columns: dict[str, slice | int] = {}
+        col = 0
+        for k, w in self.fields.items():
+            self._columns[k] = slice(col, col + w) if w else col
+            col += max(w, 1)
+        self._storage = torch.zeros((self.capacity, col), dtype=dtype, device=device)
+        self.data = {k: self._storage[:, c] for k, c in self._columns.items()}
         self.ptr = 0
         self.size = 0
 
@@ -267,8 +288,10 @@ class ReplayBuffer:
         return k
 
     def sample(self, idx: Tensor) -> dict[str, Tensor]:
-        """The rows ``idx`` (``(batch,)`` long, ``< size``) of every field."""
-        return {k: v[idx] for k, v in self.data.items()}
+        """The rows ``idx`` (``(batch,)`` long, ``< size``) of every field (views of one
+        gather)."""
+        rows = self._storage[idx]
+        return {k: rows[:, c] for k, c in self._columns.items()}
 
     def state_dict(self) -> dict[str, Any]:
         """Filled rows only (``[:size]``), plus ``ptr`` / ``size`` / ``capacity``."""
@@ -296,6 +319,32 @@ class ReplayBuffer:
         self.size = int(state["size"])
 
 
+def _stack_critic_opt_state(state: dict[str, Any], critic: QEnsemble) -> dict[str, Any]:
+    """Adam state of two separate critics (checkpoints before the batched ensemble: the
+    parameters of ``q1`` then ``q2`` in QCritic order) as the state of ``critic``'s stacked
+    parameters."""
+    keys = critic._member_keys  # (QCritic key, group, layer) in QCritic order
+    n, E = len(keys), critic.num_critics
+    old_ids = state["param_groups"][0]["params"]
+    if len(state["param_groups"]) != 1 or len(old_ids) != E * n:
+        raise ValueError(
+            f"critic optimiser state has {len(old_ids)} parameters; expected "
+            f"{len(list(critic.parameters()))} (ensemble) or {E * n} (separate critics)"
+        )
+    pos = {(group, layer): i for i, (_, group, layer) in enumerate(keys)}
+    names = [name.rsplit(".", 1) for name, _ in critic.named_parameters()]
+    new_state = {}
+    for new_id, (group, layer) in enumerate(names):
+        olds = [state["state"].get(old_ids[j * n + pos[(group, int(layer))]]) for j in range(E)]
+        if any(o is None for o in olds):
+            continue  # no step taken yet
+        new_state[new_id] = {
+            k: (torch.stack([o[k] for o in olds]) if k != "step" else olds[0][k]) for k in olds[0]
+        }
+    group = dict(state["param_groups"][0], params=list(range(len(names))))
+    return {"state": new_state, "param_groups": [group]}
+
+
 # ---------------------------------------------------------------------------- the agent
 class SAC:
     """Soft actor-critic (spec A §4.3; spec B §3) on a safegrad torch vector env.
@@ -311,9 +360,11 @@ class SAC:
       :class:`~safegrad.invariance.SafetyMonitor` checks every transition unless the env is an
       (unsafeguarded) ``SafeguardWrapper`` that monitors already.
 
-    Attributes: ``actor`` (:class:`TanhGaussianPolicy`), ``q1``, ``q2``, ``q1_target``,
-    ``q2_target`` (:class:`QCritic`), ``log_alpha``, ``actor_opt``, ``critic_opt``,
-    ``alpha_opt``, ``buffer`` (:class:`ReplayBuffer`), ``policy_layer`` (or ``None``),
+    Attributes: ``actor`` (:class:`TanhGaussianPolicy`), ``critic`` / ``critic_target`` (the
+    twin critics as one :class:`~safegrad.algos.networks.QEnsemble`), ``q1``, ``q2``,
+    ``q1_target``, ``q2_target`` (QCritic-like views of the members), ``log_alpha``,
+    ``actor_opt``, ``critic_opt``, ``alpha_opt`` (Adam, fused step on CPU / CUDA), ``buffer``
+    (:class:`ReplayBuffer`), ``policy_layer`` (or ``None``),
     ``num_steps`` (interactions so far), ``num_vector_steps``, ``num_updates`` (critic steps),
     ``violations`` / ``interventions`` (training totals), ``logs``.
     """
@@ -370,29 +421,34 @@ class SAC:
                 cfg.actor_layer_norm,
                 cfg.log_std_init,
                 state_dependent_std=cfg.state_dependent_std,
+                fused=True,
                 **fk,
             )
-            qk = (cfg.critic_hidden, cfg.critic_activation, cfg.critic_layer_norm)
-            self.q1 = QCritic(self.obs_dim, self.act_dim, *qk, **fk)
-            self.q2 = QCritic(self.obs_dim, self.act_dim, *qk, **fk)
+            # the twin critics as one batched ensemble, initialised as two QCritic in turn
+            self.critic = QEnsemble(
+                self.obs_dim,
+                self.act_dim,
+                cfg.critic_hidden,
+                cfg.critic_activation,
+                cfg.critic_layer_norm,
+                num_critics=2,
+                **fk,
+            )
         # P8: targets are copies of the critics
-        self.q1_target = copy.deepcopy(self.q1).requires_grad_(False)
-        self.q2_target = copy.deepcopy(self.q2).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.q1, self.q2 = self.critic.member(0), self.critic.member(1)
+        self.q1_target, self.q2_target = self.critic_target.member(0), self.critic_target.member(1)
         self.log_alpha = torch.tensor(math.log(cfg.alpha_init), requires_grad=cfg.autotune, **fk)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
-        self.actor_opt = torch.optim.Adam(
-            self.actor.parameters(), lr=cfg.actor_lr, betas=cfg.actor_betas
-        )
-        self.critic_opt = torch.optim.Adam(
-            [*self.q1.parameters(), *self.q2.parameters()],
-            lr=cfg.critic_lr,
-            betas=cfg.critic_betas,
-        )
-        self.alpha_opt = torch.optim.Adam(
+        dev = self.device
+        self.actor_opt = make_adam(self.actor.parameters(), cfg.actor_lr, cfg.actor_betas, dev)
+        self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr, cfg.critic_betas, dev)
+        self.alpha_opt = make_adam(
             [self.log_alpha],
-            lr=cfg.critic_lr if cfg.alpha_lr is None else cfg.alpha_lr,
-            betas=cfg.critic_betas,
+            cfg.critic_lr if cfg.alpha_lr is None else cfg.alpha_lr,
+            cfg.critic_betas,
+            dev,
         )
         fields = {
             "obs": self.obs_dim,
@@ -414,6 +470,7 @@ class SAC:
         self.logs: dict[str, float] = {}
         self._obs: Tensor | None = None
         self._prev_done: Tensor | None = None
+        self._acted_log_std: Tensor | None = None
 
     # ------------------------------------------------------------------ helpers
     def _as_obs(self, obs: Any) -> Tensor:
@@ -457,8 +514,10 @@ class SAC:
                 )
                 - 1.0
             )
-        else:
-            a = self.actor.sample(obs, self._randn(self.num_envs, self.act_dim))
+        else:  # = self.actor.sample(obs, eps), keeping log_std for the logs
+            mu, log_std = self.actor.dist(obs)
+            a = torch.tanh(mu + log_std.exp() * self._randn(self.num_envs, self.act_dim))
+            self._acted_log_std = log_std.detach()
         res = self.executor.step(a)
         nobs = self._as_obs(res.obs)
         valid = ~self._prev_done  # next-step-autoreset slots carry no transition
@@ -494,57 +553,52 @@ class SAC:
         )
         b = self.buffer.sample(idx)
         B = cfg.batch_size
+        alpha = self.alpha
         with torch.no_grad():
             a2, _, logp2 = self.actor.rsample(b["next_obs"], self._randn(B, self.act_dim))
             a2 = self._safe(b.get("next_state"), a2)
+            q_next = self.critic_target(b["next_obs"], a2)  # (2, B): Q^_1, Q^_2
             y = sac_critic_target(
-                b["reward"],
-                b["terminated"],
-                self.q1_target(b["next_obs"], a2),
-                self.q2_target(b["next_obs"], a2),
-                logp2,
-                self.alpha,
-                cfg.gamma,
+                b["reward"], b["terminated"], q_next[0], q_next[1], logp2, alpha, cfg.gamma
             )
-        q1 = self.q1(b["obs"], b["action"])
-        q2 = self.q2(b["obs"], b["action"])
-        critic_loss = 0.5 * ((q1 - y).pow(2).mean() + (q2 - y).pow(2).mean())
+        q = self.critic(b["obs"], b["action"])  # (2, B): Q_1, Q_2 in one batched pass
+        critic_loss = 0.5 * (q - y).pow(2).mean(-1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(
-                [*self.q1.parameters(), *self.q2.parameters()], cfg.max_grad_norm
-            )
+            torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
         self.critic_opt.step()
         self.num_updates += 1
         out["critic_loss"] = critic_loss.detach()
-        out["q"] = 0.5 * (q1.detach().mean() + q2.detach().mean())
+        out["q"] = q.detach().mean()
 
         if self.num_updates % cfg.policy_frequency == 0:
             actor_params = list(self.actor.parameters())
             for _ in range(cfg.policy_frequency):
                 a, _, logp = self.actor.rsample(b["obs"], self._randn(B, self.act_dim))
                 a_s = self._safe(b.get("state"), a)
-                q = torch.minimum(self.q1(b["obs"], a_s), self.q2(b["obs"], a_s))
-                actor_loss = (self.alpha * logp - q).mean()
+                # the critics' parameters get no gradient here: evaluate them detached
+                q_pi = self.critic(b["obs"], a_s, detach_params=True)
+                actor_loss = (alpha * logp - torch.minimum(q_pi[0], q_pi[1])).mean()
                 self.actor_opt.zero_grad(set_to_none=True)
                 actor_loss.backward(inputs=actor_params)
                 if cfg.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
                 self.actor_opt.step()
+                logp = logp.detach()
                 out["actor_loss"] = actor_loss.detach()
-                out["entropy"] = -logp.detach().mean()
+                out["entropy"] = -logp.mean()
                 if cfg.autotune:
-                    alpha_loss = -(
-                        self.log_alpha.exp() * (logp.detach() + self.target_entropy)
-                    ).mean()
-                    self.alpha_opt.zero_grad(set_to_none=True)
-                    alpha_loss.backward()
+                    # L_alpha = -mean(exp(log_alpha) (log pi + H)) = -exp(log_alpha) mean(...),
+                    # so dL_alpha / dlog_alpha = L_alpha: the gradient without a graph
+                    alpha_loss = -(self.log_alpha.detach().exp() * (logp + self.target_entropy))
+                    alpha_loss = alpha_loss.mean()
+                    self.log_alpha.grad = alpha_loss.clone()
                     self.alpha_opt.step()
-                    out["alpha_loss"] = alpha_loss.detach()
+                    alpha = self.alpha
+                    out["alpha_loss"] = alpha_loss
         if self.num_updates % cfg.target_frequency == 0:
-            polyak_update(self.q1_target, self.q1, cfg.tau)
-            polyak_update(self.q2_target, self.q2, cfg.tau)
+            polyak_update(self.critic_target, self.critic, cfg.tau)
         return out
 
     # ------------------------------------------------------------------ public API
@@ -560,7 +614,9 @@ class SAC:
         ``callback(agent, logs)`` runs after every iteration; returning ``False`` stops.
         ``logs``: ``step``, ``iteration``, ``updates``, ``critic_loss``, ``actor_loss``,
         ``alpha_loss`` (the last of the iteration; NaN when none ran), ``q`` (mean Q of the last
-        batch), ``entropy`` (``-mean log pi``), ``alpha``, ``log_std``, ``actor_lr``,
+        batch), ``entropy`` (``-mean log pi``), ``alpha``, ``log_std`` (mean policy log-std at
+        the last observations acted on by the policy; at the current ones before
+        ``learning_starts``), ``actor_lr``,
         ``critic_lr``, ``buffer_size``, ``mean_reward`` (valid slots), ``violations``,
         ``interventions`` (this iteration), ``steps_per_s``.  Linear LR schedules anneal over
         this call's ``total_steps`` (``reset_num_timesteps=False``: continue the earlier calls'
@@ -590,6 +646,7 @@ class SAC:
                 )
             }
             n_upd = 0
+            self._acted_log_std = None
             for _ in range(cfg.train_freq):
                 if self.num_vector_steps >= cfg.learning_starts:
                     n_upd += cfg.utd
@@ -613,7 +670,11 @@ class SAC:
                 "q": float(out["q"]) if "q" in out else nan,
                 "entropy": float(out["entropy"]) if "entropy" in out else nan,
                 "alpha": float(self.alpha),
-                "log_std": float(self.actor.mean_log_std(self._obs)),
+                "log_std": float(
+                    self.actor.mean_log_std(self._obs)
+                    if self._acted_log_std is None
+                    else self._acted_log_std.mean()
+                ),
                 "actor_lr": lr_a,
                 "critic_lr": lr_c,
                 "buffer_size": len(self.buffer),
@@ -709,9 +770,12 @@ class SAC:
             getattr(agent, name).load_state_dict(ckpt[name])
         with torch.no_grad():
             agent.log_alpha.copy_(ckpt["log_alpha"])
-        agent.actor_opt.load_state_dict(ckpt["actor_opt"])
-        agent.critic_opt.load_state_dict(ckpt["critic_opt"])
-        agent.alpha_opt.load_state_dict(ckpt["alpha_opt"])
+        critic_opt = ckpt["critic_opt"]
+        if len(critic_opt["param_groups"][0]["params"]) != len(list(agent.critic.parameters())):
+            critic_opt = _stack_critic_opt_state(critic_opt, agent.critic)  # pre-ensemble file
+        load_adam_state(agent.actor_opt, ckpt["actor_opt"], agent.device)
+        load_adam_state(agent.critic_opt, critic_opt, agent.device)
+        load_adam_state(agent.alpha_opt, ckpt["alpha_opt"], agent.device)
         agent.buffer.load_state_dict(ckpt["buffer"])
         agent.generator.set_state(ckpt["generator"])
         for k, v in ckpt["counters"].items():

@@ -21,8 +21,11 @@ Outputs under ``--out`` (default ``benchmarks/reproduce_composite_cbf``):
   ``fig4_h_vs_step.png`` (``h_1..h_3`` and ``h`` against the step, one curve per episode),
   ``training.png`` (return and success per episode).
 
-Command: ``python -m safegrad.bench.reproduce_composite_cbf --threads 1`` (``--quick``: a smoke
-run in seconds).
+Command: ``safegrad reproduce composite-cbf --threads 1`` (the same as ``python -m
+safegrad.bench.reproduce_composite_cbf --threads 1``; ``--budget tiny`` / ``--quick``: a smoke
+run in seconds).  ``--seeds 0 1 2 3 4 --out DIR``: one run per seed in ``DIR/seed<k>``, then the
+seed table; ``--aggregate DIR ... --out DIR``: the seed table of finished runs
+(``DIR/seeds.json``, ``DIR/seeds.md``, and the ``<!-- seeds -->`` block of ``DIR/README.md``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,15 @@ import torch
 
 from safegrad.envs.navigation import ReachAvoid, composite_h
 
-__all__ = ["SPEC_B_SAC", "RecordingReachAvoid", "main", "run", "sac_class"]
+__all__ = [
+    "SPEC_B_SAC",
+    "RecordingReachAvoid",
+    "aggregate_seeds",
+    "main",
+    "run",
+    "sac_class",
+    "seeds_markdown",
+]
 
 #: spec B §9 (SAC-RCBF defaults where the paper is silent): the SAC config of this reproduction
 SPEC_B_SAC: dict[str, Any] = {
@@ -646,7 +657,126 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="smoke run in seconds: 4 episodes of <= 40 steps, 8 test trials, tiny networks",
     )
+    p.add_argument(
+        "--budget",
+        choices=("paper", "tiny"),
+        default="paper",
+        help="paper (spec B §8: the defaults above) or tiny (= --quick, for CI)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="several SAC seeds, one after the other, each in OUT/seed<k>; then the seed table "
+        "(OUT/seeds.md); replaces --seed",
+    )
+    p.add_argument(
+        "--aggregate",
+        nargs="+",
+        metavar="DIR",
+        help="no training: the seed table of these finished runs (their results.json) into "
+        "OUT/seeds.json, OUT/seeds.md and the <!-- seeds --> block of OUT/README.md",
+    )
     return p
+
+
+# ---------------------------------------------------------------------------------------------
+# several seeds
+# ---------------------------------------------------------------------------------------------
+
+SEEDS_BEGIN, SEEDS_END = "<!-- seeds -->", "<!-- /seeds -->"
+
+
+def aggregate_seeds(dirs: list[Path | str]) -> dict[str, Any]:
+    """Per-seed summary rows of finished runs (``results.json`` in each of ``dirs``) and the
+    totals: violations (both monitors), test success, smallest ``min_i h_i`` and composite
+    ``h`` (training and test), training steps and wall time."""
+    rows = []
+    for d in dirs:
+        f = Path(d) / "results.json"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: no finished run there (results.json missing)")
+        res = json.loads(f.read_text())
+        tr, te = res["train"], res["test"]
+        rows.append(
+            {
+                "dir": str(d),
+                "seed": res["sac_config"]["seed"],
+                "episodes": tr["episodes"],
+                "steps": tr["agent_steps"],
+                "violations": tr["violations_min_hi"] + te["unsafe_steps"],
+                "violations_sac_monitor": tr["violations_sac_monitor"],
+                "train_min_hi": tr["min_min_hi"],
+                "train_min_h": tr["min_composite_h"],
+                "test_min_h": te["min_composite_h"],
+                "train_success_last_100": tr["success_rate_last_100"],
+                "test_success": te["success_rate"],
+                "wall_s": res["wall_time_s"]["total"],
+                "ms_per_step": 1e3 * res["wall_time_s"]["train"] / max(tr["agent_steps"], 1),
+                "git": res["versions"].get("git", ""),
+            }
+        )
+    rows.sort(key=lambda r: r["seed"])
+    succ = [r["test_success"] for r in rows]
+    return {
+        "rows": rows,
+        "seeds": len(rows),
+        "violations": sum(r["violations"] + r["violations_sac_monitor"] for r in rows),
+        "min_train_h": min((r["train_min_h"] for r in rows), default=math.nan),
+        "test_success_mean": float(np.mean(succ)) if succ else math.nan,
+        "test_success_min": min(succ, default=math.nan),
+    }
+
+
+def seeds_markdown(agg: dict[str, Any]) -> str:
+    """The seed table of :func:`aggregate_seeds` as markdown."""
+    lines = [
+        f"Seeds: {agg['seeds']} (spec B §8.3 asks for >= 5).  Violations = steps with "
+        "min_i h_i < 0 over training and the 200 test trials (independent monitor; SAC's own "
+        "monitor in brackets); min h = smallest composite h over training / test; success = "
+        "test trials reaching the goal (training: last 100 episodes).",
+        "",
+        "| seed | training steps | violations | min_i h_i (train) | min h (train) "
+        "| min h (test) | success (test) | success (train, last 100) | wall time [min] "
+        "| ms / step | git |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in agg["rows"]:
+        lines.append(
+            f"| {r['seed']} | {r['steps']} | {r['violations']} ({r['violations_sac_monitor']}) "
+            f"| {r['train_min_hi']:.4f} | {r['train_min_h']:.4f} | {r['test_min_h']:.4f} "
+            f"| {r['test_success']:.1%} | {r['train_success_last_100']:.0%} "
+            f"| {r['wall_s'] / 60:.0f} | {r['ms_per_step']:.1f} | {r['git'] or '?'} |"
+        )
+    lines += [
+        "",
+        f"All seeds: {agg['violations']} violations; smallest composite h in training "
+        f"{agg['min_train_h']:.4f}; test success mean {agg['test_success_mean']:.1%}, worst "
+        f"seed {agg['test_success_min']:.1%}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_aggregate(dirs: list[Path | str], out: Path) -> dict[str, Any]:
+    """:func:`aggregate_seeds` into ``out/seeds.json``, ``out/seeds.md`` and, if
+    ``out/README.md`` exists, its ``<!-- seeds -->`` block (appended when missing)."""
+    agg = aggregate_seeds(dirs)
+    md = seeds_markdown(agg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "seeds.json").write_text(json.dumps(agg, indent=1) + "\n")
+    (out / "seeds.md").write_text("# Paper B reproduction: all seeds\n\n" + md)
+    readme = out / "README.md"
+    if readme.is_file():
+        text = readme.read_text()
+        block = f"{SEEDS_BEGIN}\n## All seeds\n\n{md}{SEEDS_END}"
+        if SEEDS_BEGIN in text and SEEDS_END in text:
+            head, rest = text.split(SEEDS_BEGIN, 1)
+            text = head + block + rest.split(SEEDS_END, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+        readme.write_text(text)
+    return agg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -656,6 +786,34 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     args.argv = argv
+    if args.aggregate:
+        try:
+            agg = write_aggregate(args.aggregate, Path(args.out))
+        except FileNotFoundError as e:
+            p.error(str(e))
+        print(seeds_markdown(agg), end="")
+        return 0
+    if args.budget == "tiny":
+        args.quick = True
+    if args.seeds:
+        if len(set(args.seeds)) != len(args.seeds):
+            p.error(f"--seeds has repeats: {args.seeds}")
+        if len(args.seeds) > 1:
+            root, dirs = Path(args.out), []
+            for k in args.seeds:
+                one = argparse.Namespace(**vars(args))
+                one.seeds, one.seed, one.out = None, k, str(root / f"seed{k}")
+                _run_one(one, p)
+                dirs.append(one.out)
+            agg = write_aggregate(dirs, root)
+            print(seeds_markdown(agg), end="")
+            return 0
+        args.seed = args.seeds[0]
+    return _run_one(args, p)
+
+
+def _run_one(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    """One training + test run of ``args`` (one seed) into ``args.out``."""
     if args.quick:
         args.episodes, args.max_steps, args.test_trials = 4, 40, 8
     for name in ("episodes", "max_steps", "test_trials", "threads"):

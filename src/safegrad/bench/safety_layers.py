@@ -295,6 +295,15 @@ def composite_violation(inst: dict, u: torch.Tensor, alpha: float, kappa: float)
     return (-(lf + (lg * u).sum(-1) + alpha * h)).clamp_min(0)
 
 
+def _load_average() -> list[float] | None:
+    """The machine's 1/5/15-minute load averages (``None`` where the OS has none): other jobs
+    on the same cores inflate every time in this benchmark."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux/macOS
+        return None
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":  # pragma: no cover - no GPU in CI
         torch.cuda.synchronize(device)
@@ -616,6 +625,15 @@ def to_markdown(res: dict) -> str:
         "the one-row problem (18)-(19), a more conservative problem.",
         "",
     ]
+    load = res.get("load_average") or {}
+    if load.get("start") and load.get("end"):
+        lines += [
+            "Machine load (1/5/15-min load average, "
+            f"{v.get('cpu_count', '?')} CPUs): {' / '.join(map(str, load['start']))} at the "
+            f"start, {' / '.join(map(str, load['end']))} at the end; other jobs on the same "
+            "cores inflate every time below, the ratios of interleaved measurements less so.",
+            "",
+        ]
     atts = res["atts"]
     lines += ["## Table 1: average time per SAC training step (ATTS) [s]", ""]
     if "skipped" in atts:
@@ -952,6 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     n_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
+    load_start = _load_average()
     try:
         layers, accuracy = run_layers(args, methods)
         cons = conservatism(args, args.obstacles, methods)
@@ -984,6 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
         "conservatism": cons,
         "atts": atts,
         "total_seconds": time.perf_counter() - t_start,
+        "load_average": {"start": load_start, "end": _load_average()},
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1524,6 +1524,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     ag.add_argument("--figures", help="figure directory (default: the report path without .md)")
     ag.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (1000)")
+    # listed for --help; the safegrad command forwards it to safegrad.bench.reproduce_composite_cbf
+    sub.add_parser(
+        "composite-cbf",
+        help="paper B (spec B §7-§9): SAC with the composite-CBF layer on ReachAvoid-v0; "
+        "Figs. 3-4, success, violations (`safegrad reproduce composite-cbf --help`)",
+        add_help=False,
+    )
     return p
 
 
@@ -1559,6 +1566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.experiment is None:
         parser.print_help()
         return 0
+    if args.experiment == "composite-cbf":
+        return _fail("run it as `safegrad reproduce composite-cbf ...` (safegrad.cli forwards it)")
     out = Path(args.out) if args.out else None
     man = _manifest(out) if out is not None else {}
     bname = args.budget or man.get("budget") or "paper"
