@@ -45,11 +45,9 @@ with the command, versions and the paper's Table 1 next to ours.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from safegrad.bench._meta import git_revision, versions  # noqa: F401 (re-exported)
 
 __all__ = [
     "METHODS",
@@ -91,52 +91,9 @@ REGION = (-1.0, 5.0)  # the sampling square of the layout rule (spec B §7)
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in (
-        "safegrad",
-        "torch",
-        "numpy",
-        "qpth",
-        "cvxpylayers",
-        "cvxpy",
-        "diffcp",
-        "clarabel",
-        "proxsuite",
-    ):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    out["cpu_count"] = str(os.cpu_count())
-    out["git"] = git_revision()
-    return out
-
-
-def git_revision() -> str:
-    """``<commit>[+dirty]`` of the checkout holding this file, or ``unknown``."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty else "")
+    return versions(
+        "qpth", "cvxpylayers", "cvxpy", "diffcp", "clarabel", "proxsuite", cpu_count=True, git=True
+    )
 
 
 # ---------------------------------------------------------------------------------------------
