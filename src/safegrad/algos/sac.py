@@ -45,21 +45,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from safegrad.algos._common import (
-    DTYPES,
     SCHEDULES,
     ActionExecutor,
     build_policy_layer,
     check_device_dtype,
-    check_env,
     check_learn_args,
     check_safeguard_fields,
     env_rollout_state,
     evaluate_policy,
+    init_agent,
     is_safeguarded,
     load_adam_state,
     make_adam,
@@ -372,24 +370,11 @@ class SAC:
     algo_name = "SAC"
 
     def __init__(self, env: Any, config: SACConfig | None = None, **overrides: Any) -> None:
-        if config is None:
-            config = SACConfig()
-        if not isinstance(config, SACConfig):
-            raise TypeError(f"config must be a SACConfig or None, got {type(config).__name__}")
-        if overrides:
-            config = config.replace(**overrides)
-        self.config = cfg = config
-        self.dtype = DTYPES[cfg.dtype]
-        self.device = torch.device(cfg.device)
-        check_env(env, self.dtype, self.device, cfg)
-        self.env = env
-        self.num_envs = int(env.num_envs)
+        cfg = init_agent(self, env, config, SACConfig, overrides)
         if cfg.buffer_size < self.num_envs:
             raise ValueError(
                 f"SACConfig.buffer_size={cfg.buffer_size} must be >= num_envs={self.num_envs}"
             )
-        self.obs_dim = int(np.prod(env.single_observation_space.shape))
-        self.act_dim = int(np.prod(env.single_action_space.shape))
         self.policy_layer = None
         if cfg.policy_safeguard is not None:
             if cfg.store_action == "raw":
