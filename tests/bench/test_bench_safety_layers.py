@@ -74,7 +74,7 @@ def test_quick_layers_agree(quick):
 
 
 def test_quick_atts(quick):
-    _, res = quick
+    out, res = quick
     atts = res["atts"]
     try:
         from safegrad.algos import SAC  # noqa: F401
@@ -86,6 +86,24 @@ def test_quick_atts(quick):
         assert "skipped" not in c, c
         assert c["seconds_per_step"] > 0 and c["steps"] >= 1
         assert c["training_violations"] == 0
+    # the matrix-product floor of the composite step, and the ratio bound built from it
+    comp = [c for c in atts["cells"] if c["method"] == "composite"]
+    assert comp and all(c["gemm_seconds_per_step"] > 0 for c in comp)
+    md = (out / "safety_layers.md").read_text()
+    assert "How far the ratio can go on this machine" in md
+    assert "| float64 | 3 |" in md
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_atts_ratio_bound_holds(seed):
+    """``1 + (T_b - T_c)/G`` bounds ``T_b/T_c`` for every split of the shared work: steps
+    ``G + S + L`` with random shared ``S`` and layer costs ``L_c, L_b >= 0``."""
+    g = torch.Generator().manual_seed(seed)
+    G, S, Lc, Lb = (torch.rand(4, generator=g, dtype=torch.float64) * 10 + 0.1).tolist()
+    Tc, Tb = G + S + Lc, G + S + Lb
+    assert Tb / Tc <= bench.atts_ratio_bound(Tb, Tc, G) + 1e-12
+    # tight exactly when the composite step is the products alone
+    assert bench.atts_ratio_bound(G + Lb, G, G) == pytest.approx((G + Lb) / G)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

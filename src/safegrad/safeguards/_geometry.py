@@ -472,16 +472,19 @@ def _polygon_grads(g: Tensor, saved, k: int, need_x: bool, need_N: bool, need_e:
     return (u if need_x else None), gN, ge
 
 
-def cutting_fraction(C: Tensor, d: Tensor, low: Tensor, high: Tensor, tol: float, scale) -> float:
+def cutting_fraction(
+    C: Tensor, d: Tensor, low: Tensor, high: Tensor, tol: float, scale, gen: Tensor | None = None
+) -> float:
     """Fraction of the ``B`` elements of ``{C a <= d}`` (``C (B, k, m)``) with a general row
     (two or more non-zero entries) that is not redundant on the action box ``[low, high]``
     (``(m,)``; support below the offset by the pruning margin).  The raw 2-D paths
     (:class:`_PolytopeProject2D`, :meth:`Region.build_raw`) pay off when most elements need a
     solver; where most sets reduce to boxes after pruning the fused box paths are cheaper.  One
-    host sync."""
+    host sync.  ``gen``: the ``(B, k)`` general-row mask, when the caller has it."""
     with torch.no_grad():
         m = C.shape[-1]
-        gen = (C != 0).sum(-1) > 1
+        if gen is None:
+            gen = (C != 0).sum(-1) > 1
         nu = torch.linalg.vector_norm(C, dim=-1)
         if low is _unit_box(m, low.dtype, low.device)[0]:
             supp = C.abs().sum(-1)

@@ -81,11 +81,14 @@ def _raw_2d_rows(action: Tensor, safe_set: Any, box_spec: Any, tol: float):
     low, high = resolve_box(box_spec, 2, action)
     if low.dim() != 1:
         return None
+    gen = C[..., 0].ne(0) & C[..., 1].ne(0)  # general rows (both entries non-zero)
+    if not bool(gen.any()):  # (one host sync) a box: the fused box paths
+        return None
     if low is _unit_box(2, low.dtype, low.device)[0]:
         scale: Any = 2.0
     else:
         scale = 1.0 + float(torch.maximum(low.abs(), high.abs()).detach().max())
-    if cutting_fraction(C, d, low, high, tol, scale) < 0.5:
+    if cutting_fraction(C, d, low, high, tol, scale, gen) < 0.5:
         return None
     return C, d, low, high, scale
 
