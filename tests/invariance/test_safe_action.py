@@ -302,3 +302,36 @@ def test_action_set_empty_closed_form_1d():
     )
     d = torch.tensor([[0.5, 0.2, 1.0], [0.1, -0.3, 1.0], [0.5, 0.5, -1.0]], dtype=F64)
     assert action_set_empty(HPolytope(C, d)).tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("env_id", RCI_TASKS)
+def test_cached_constant_products_give_the_same_set_and_gradient(env_id):
+    """The env's hot path folds the RCI facets' constant products once (``cache=``); the set
+    and its gradient w.r.t. the state equal the generic construction's to rounding."""
+    from safegrad.invariance import polytope_safe_action_set
+
+    env = safegrad.make(env_id, num_envs=1, seed=0, dtype=F64)
+    gen = torch.Generator().manual_seed(3)
+    X = _states(env, 4, gen)
+    t = env.rci.tensors("cpu", F64)
+    wC = torch.randn(
+        X.shape[0], t["C"].shape[0] + 2 * env.action_dim, env.action_dim, generator=gen, dtype=F64
+    )
+    wd = torch.randn(X.shape[0], t["C"].shape[0] + 2 * env.action_dim, generator=gen, dtype=F64)
+    cache: dict = {}
+    grads, sets = [], []
+    for c in (None, cache, cache):  # generic, cache filled, cache hit
+        x = X.clone().requires_grad_(True)
+        P = polytope_safe_action_set(env.system, x, t["C"], t["d"], cache=c)
+        ((P.C * wC).sum() + (P.d * wd).sum()).backward()
+        sets.append((P.C.detach(), P.d.detach()))
+        grads.append(x.grad)
+    assert len(cache) == 1
+    for (C1, d1), g1 in zip(sets[1:], grads[1:], strict=True):
+        torch.testing.assert_close(C1, sets[0][0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(d1, sets[0][1], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(g1, grads[0], rtol=1e-10, atol=1e-10)
+    # a target that needs gradients is never cached
+    C = t["C"].clone().requires_grad_(True)
+    polytope_safe_action_set(env.system, X, C, t["d"], cache=(fresh := {}))
+    assert fresh == {}

@@ -22,6 +22,8 @@ def test_bench_smoke(tmp_path):
                 "3",
                 "--repeats",
                 "1",
+                "--ours-repeats",
+                "3",
                 "--safeguards",
                 "BP",
                 "RM",
@@ -45,6 +47,7 @@ def test_bench_smoke(tmp_path):
         assert c["grad_diff"] <= 1e-4, c
         assert c["ours_fwdbwd_ms"] > 0 and c["ratio_fwdbwd"] > 0
     assert "| ReachAvoid | 3 | CompositeCBF |" in md
+    assert res["settings"]["ours_repeats"] == 3 and "median of 3 calls (ours)" in md
 
 
 def test_bench_bad_args():
@@ -52,3 +55,5 @@ def test_bench_bad_args():
         bench.main(["--tasks", "Nope"])
     with pytest.raises(SystemExit):
         bench.main(["--repeats", "0"])
+    with pytest.raises(SystemExit):
+        bench.main(["--ours-repeats", "0"])

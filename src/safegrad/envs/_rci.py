@@ -88,7 +88,8 @@ class RCITaskMixin:
             dims = [i for i in range(self.state_dim) if i not in self._wrapped_full]
             return box_safe_action_set(self.system, x, self._s_low, self._s_high, dims=dims)
         t = self.rci.tensors(x.device, x.dtype)
-        return polytope_safe_action_set(self.system, x, t["C"], t["d"])
+        cache = self.__dict__.setdefault("_safe_set_cache", {})
+        return polytope_safe_action_set(self.system, x, t["C"], t["d"], cache=cache)
 
     def safety_margin(self, x: torch.Tensor) -> torch.Tensor:
         """Margin of states ``x (B, n)`` to the safe state set: the RCI set's facet distance

@@ -50,6 +50,31 @@ def _disturbance_matrix(system, device, dtype) -> tuple[Tensor, Tensor]:
     return cache[key]
 
 
+def _drift_and_input(system, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``f0 = F(x, 0, c_W)`` ``(B, n)`` (unwrapped) and the continuous-time input matrix
+    ``g(x)`` ``(B, n, m)`` of a control-affine system."""
+    m = int(system.action_dim)
+    zeros = x.new_zeros(*x.shape[:-1], m)
+    centre = system.disturbance_centre.to(device=x.device, dtype=x.dtype).expand(*x.shape[:-1], -1)
+    f0 = system._next_state(x, zeros, centre, False)
+    _, g = system.control_affine(x)
+    return f0, g
+
+
+def input_map(system, device, dtype) -> Tensor:
+    """Constant ``S (n, n)`` with ``B(x) = S g(x)`` for the system's integrator: ``dt I``
+    (explicit Euler); semi-implicit Euler puts ``dt g_v`` on each velocity row and
+    ``dt^2 g_v`` on its position row (the ``B`` of :func:`one_step_affine`)."""
+    n, dt = int(system.state_dim), float(system.dt)
+    if system.integrator != "semi_implicit_euler":
+        return dt * torch.eye(n, dtype=dtype, device=device)
+    S = torch.zeros(n, n, dtype=dtype, device=device)
+    for p, v in zip(system.position_indices, system.velocity_indices, strict=True):
+        S[v, v] = dt
+        S[p, v] = dt * dt
+    return S
+
+
 def one_step_affine(system, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Exact affine-in-``(a, w)`` one-step map at states ``x (B, n)`` (spec A §2.3, HEAD model).
 
@@ -58,10 +83,7 @@ def one_step_affine(system, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         ``w_half (q,)``, such that ``F(x, a, w) = f0 + B a + E (w - c_W)``.
     """
     n, m = int(system.state_dim), int(system.action_dim)
-    zeros = x.new_zeros(*x.shape[:-1], m)
-    centre = system.disturbance_centre.to(device=x.device, dtype=x.dtype).expand(*x.shape[:-1], -1)
-    f0 = system._next_state(x, zeros, centre, False)
-    _, g = system.control_affine(x)  # (B, n, m), continuous-time input matrix
+    f0, g = _drift_and_input(system, x)  # g: (B, n, m), continuous-time input matrix
     dt = float(system.dt)
     if system.integrator == "semi_implicit_euler":
         pos, vel = list(system.position_indices), list(system.velocity_indices)
@@ -84,17 +106,47 @@ def action_box_rows(m: int, like: Tensor, batch: tuple[int, ...]) -> tuple[Tenso
 
 
 def polytope_safe_action_set(
-    system, x: Tensor, C: Tensor, d: Tensor, *, include_action_box: bool = True
+    system,
+    x: Tensor,
+    C: Tensor,
+    d: Tensor,
+    *,
+    include_action_box: bool = True,
+    cache: dict | None = None,
 ) -> HPolytope:
     """``{a in [-1,1]^m : F(x, a, W) ⊆ {y : C y <= d}}`` (module docstring).
 
     Args:
         system: control-affine :class:`~safegrad.systems.ControlSystem`.
         x: ``(B, n)`` states.  C: ``(k, n)`` or ``(B, k, n)``; d: ``(k,)`` or ``(B, k)`` target.
+        cache: optional dict owned by the caller for a **constant** ``(k, n)`` target ``C`` (an
+            RCI set's facets): the state-independent products ``C S`` (:func:`input_map`),
+            ``|C E| w_half`` and the box rows are computed once and kept there, so each call
+            is ``C_a = (C S) g(x)``, ``d_a = d - C f0(x) - |C E| w_half`` (the same set, fewer
+            operations on the SHAC hot path).
 
     Returns:
         HPolytope with ``C_a (B, k [+ 2m], m)``, ``d_a (B, k [+ 2m])``.
     """
+    constant = not (C.requires_grad or d.requires_grad) and C.dim() == 2 and d.dim() == 1
+    if cache is not None and constant and x.dim() == 2:
+        key = ("polytope_safe_action_set", x.device, x.dtype, include_action_box)
+        hit = cache.get(key)
+        if hit is None or hit[0] is not system or hit[1] is not C or hit[2] is not d:
+            E, w_half = _disturbance_matrix(system, x.device, x.dtype)
+            CS = C @ input_map(system, x.device, x.dtype)
+            hW = (C @ E).abs() @ w_half
+            box = action_box_rows(int(system.action_dim), x, (1,)) if include_action_box else None
+            hit = cache[key] = (system, C, d, CS, C.mT.contiguous(), d - hW, box)
+        CS, CT, d_w, box = hit[3:]
+        f0, g = _drift_and_input(system, x)
+        Ca = CS @ g  # (B, k, m)
+        da = torch.addmm(d_w, f0, CT, beta=1.0, alpha=-1.0)  # d - C f0 - |C E| w_half
+        if box is not None:
+            B = x.shape[0]
+            Ca = torch.cat([Ca, box[0].expand(B, -1, -1)], -2)
+            da = torch.cat([da, box[1].expand(B, -1)], -1)
+        return HPolytope(Ca, da, validate=False)
     f0, Bm, E, w_half = one_step_affine(system, x)
     hW = (C @ E).abs() @ w_half  # (k,) or (B, k)
     Ca = C @ Bm  # (B, k, m)
