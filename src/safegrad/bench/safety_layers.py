@@ -104,15 +104,11 @@ def _versions() -> dict[str, str]:
 def clarabel_args(tol: float, threads: int) -> dict[str, Any]:
     """diffcp solver arguments for the cvxpylayers baseline: Clarabel at tolerance ``tol``,
     ``threads`` forward jobs.  (diffcp's backward keeps its default job count: a forward-only
-    call rejects ``n_jobs_backward``, and the same layer serves both in SAC.)"""
-    return {
-        "solve_method": "Clarabel",
-        "tol_gap_abs": tol,
-        "tol_gap_rel": tol,
-        "tol_feas": tol,
-        "tol_ktratio": min(1e-6, tol * 100),
-        "n_jobs_forward": threads,
-    }
+    call rejects ``n_jobs_backward``, and the same layer serves both in SAC.)  The settings of
+    ``safegrad bench safeguards``' reference (:func:`safegrad.bench.safeguards._solver_args`)."""
+    from safegrad.bench.safeguards import _solver_args
+
+    return _solver_args(tol, threads, backward=False)
 
 
 def safeguard_spec(
