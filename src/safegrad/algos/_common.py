@@ -84,15 +84,24 @@ def init_agent(agent: Any, env: Any, config: Any, cls: type, overrides: dict[str
     return config
 
 
-def seeded_actor_value(agent: Any, cfg: Any) -> None:
-    """``agent.actor`` (:class:`~safegrad.algos.networks.TanhGaussianPolicy`) and
-    ``agent.critic`` (:class:`~safegrad.algos.networks.ValueCritic`) initialised from the global
-    RNG seeded with ``cfg.seed`` inside a fork (the caller's RNG is untouched), then their Adam
-    optimisers ``actor_opt`` / ``critic_opt`` (:func:`make_adam`) and the agent's own noise
-    generator seeded with ``cfg.seed`` (SHAC, PPO)."""
+def seeded_actor_value(agent: Any, cfg: Any, make_critic: Any = None, **actor_kw: Any) -> None:
+    """``agent.actor`` (:class:`~safegrad.algos.networks.TanhGaussianPolicy`, extra keyword
+    arguments ``actor_kw``) and then ``agent.critic`` (``make_critic(**fk)``, default a
+    :class:`~safegrad.algos.networks.ValueCritic`) initialised from the global RNG seeded with
+    ``cfg.seed`` inside a fork (the caller's RNG is untouched), then the agent's own noise
+    generator seeded with ``cfg.seed`` and the Adam optimisers ``actor_opt`` / ``critic_opt``
+    (:func:`make_adam`).  SHAC and PPO use the value critic; SAC passes its twin-critic
+    ensemble."""
     from safegrad.algos.networks import TanhGaussianPolicy, ValueCritic
 
     fk = {"dtype": agent.dtype, "device": agent.device}
+    if make_critic is None:
+
+        def make_critic(**kw):
+            return ValueCritic(
+                agent.obs_dim, cfg.critic_hidden, cfg.critic_activation, cfg.critic_layer_norm, **kw
+            )
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         agent.actor = TanhGaussianPolicy(
@@ -102,11 +111,10 @@ def seeded_actor_value(agent: Any, cfg: Any) -> None:
             cfg.actor_activation,
             cfg.actor_layer_norm,
             cfg.log_std_init,
+            **actor_kw,
             **fk,
         )
-        agent.critic = ValueCritic(
-            agent.obs_dim, cfg.critic_hidden, cfg.critic_activation, cfg.critic_layer_norm, **fk
-        )
+        agent.critic = make_critic(**fk)
     agent.generator = torch.Generator(device=agent.device)
     agent.generator.manual_seed(cfg.seed)
     agent.actor_opt = make_adam(

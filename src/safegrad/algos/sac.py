@@ -64,10 +64,11 @@ from safegrad.algos._common import (
     restore_env_rollout_state,
     schedule_window,
     scheduled_lr,
+    seeded_actor_value,
     set_lr,
 )
 from safegrad.algos._config import ConfigMixin
-from safegrad.algos.networks import ACTIVATIONS, QEnsemble, TanhGaussianPolicy
+from safegrad.algos.networks import ACTIVATIONS, QEnsemble
 
 __all__ = ["SAC", "SACConfig", "ReplayBuffer", "sac_critic_target", "polyak_update"]
 
@@ -394,41 +395,29 @@ class SAC:
             float(-self.act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         )
         fk = {"dtype": self.dtype, "device": self.device}
-
-        # ---- seeding block: networks from a forked global RNG, sampling from our own generator
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            self.actor = TanhGaussianPolicy(
-                self.obs_dim,
-                self.act_dim,
-                cfg.actor_hidden,
-                cfg.actor_activation,
-                cfg.actor_layer_norm,
-                cfg.log_std_init,
-                state_dependent_std=cfg.state_dependent_std,
-                fused=True,
-                **fk,
-            )
-            # the twin critics as one batched ensemble, initialised as two QCritic in turn
-            self.critic = QEnsemble(
+        # networks from a forked global RNG, sampling from our own generator; the twin critics
+        # as one batched ensemble, initialised as two QCritic in turn
+        seeded_actor_value(
+            self,
+            cfg,
+            lambda **kw: QEnsemble(
                 self.obs_dim,
                 self.act_dim,
                 cfg.critic_hidden,
                 cfg.critic_activation,
                 cfg.critic_layer_norm,
                 num_critics=2,
-                **fk,
-            )
+                **kw,
+            ),
+            state_dependent_std=cfg.state_dependent_std,
+            fused=True,
+        )
         # P8: targets are copies of the critics
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.q1, self.q2 = self.critic.member(0), self.critic.member(1)
         self.q1_target, self.q2_target = self.critic_target.member(0), self.critic_target.member(1)
         self.log_alpha = torch.tensor(math.log(cfg.alpha_init), requires_grad=cfg.autotune, **fk)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(cfg.seed)
         dev = self.device
-        self.actor_opt = make_adam(self.actor.parameters(), cfg.actor_lr, cfg.actor_betas, dev)
-        self.critic_opt = make_adam(self.critic.parameters(), cfg.critic_lr, cfg.critic_betas, dev)
         self.alpha_opt = make_adam(
             [self.log_alpha],
             cfg.critic_lr if cfg.alpha_lr is None else cfg.alpha_lr,
